@@ -1,0 +1,1 @@
+//! Typed configuration, layering (defaults < file < environment < flags) and validation.

@@ -1,0 +1,9 @@
+//! mapreduce: the library behind `mrd` and `mrctl`.
+//!
+//! See ARCHITECTURE.md for the map: `core` is pure domain code, `wallet` holds Bittensor keys and
+//! request signing, `config` the layered configuration, `logging` the tracing set-up.
+
+pub mod config;
+pub mod core;
+pub mod logging;
+pub mod wallet;

@@ -1,0 +1,1 @@
+//! tracing set-up: human or JSON output, optional rotating files.

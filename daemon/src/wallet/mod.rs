@@ -1,0 +1,1 @@
+//! Bittensor wallets (btcli-compatible files), sr25519 keys, and request signing.
