@@ -1,1 +1,5 @@
 //! Typed configuration, layering (defaults < file < environment < flags) and validation.
+
+mod model;
+
+pub use model::*;
