@@ -1,7 +1,61 @@
 //! The configuration structs, one per TOML section, with their defaults.
+//!
+//! Every key here is documented, with its default, in `config.toml.example` at the repository root;
+//! a test keeps the two in step.
 
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+
+/// The whole configuration of a daemon or of `mrctl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Subnet id on the chain (the original Map Reduce subnet is 10).
+    pub netuid: u16,
+    pub wallet: WalletConfig,
+    pub subtensor: SubtensorConfig,
+    pub axon: AxonConfig,
+    pub relay: RelayConfig,
+    pub miner: MinerConfig,
+    pub validator: ValidatorConfig,
+    pub bench: BenchConfig,
+    pub admin: AdminConfig,
+    pub logging: LoggingConfig,
+    pub metrics: MetricsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            netuid: 10,
+            wallet: WalletConfig::default(),
+            subtensor: SubtensorConfig::default(),
+            axon: AxonConfig::default(),
+            relay: RelayConfig::default(),
+            miner: MinerConfig::default(),
+            validator: ValidatorConfig::default(),
+            bench: BenchConfig::default(),
+            admin: AdminConfig::default(),
+            logging: LoggingConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+/// Names of the TOML sections, used to map `MR_SECTION_KEY` variables onto `section.key`.
+pub const SECTIONS: &[&str] = &[
+    "wallet",
+    "subtensor",
+    "axon",
+    "relay",
+    "miner",
+    "validator",
+    "bench",
+    "admin",
+    "logging",
+    "metrics",
+];
 
 /// `[wallet]`: which Bittensor wallet and hotkey this process uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -11,7 +65,7 @@ pub struct WalletConfig {
     pub name: String,
     /// Hotkey name: the file under `<path>/<name>/hotkeys/`.
     pub hotkey: String,
-    /// Folder holding wallets; `~` is expanded.
+    /// Folder holding wallets; a leading `~` is expanded when the config is loaded.
     pub path: PathBuf,
 }
 
@@ -21,6 +75,211 @@ impl Default for WalletConfig {
             name: "default".into(),
             hotkey: "default".into(),
             path: PathBuf::from("~/.bittensor/wallets"),
+        }
+    }
+}
+
+/// `[subtensor]`: which chain to talk to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubtensorConfig {
+    /// `finney`, `test`, `local`, `archive`, or a ws:// / wss:// URL.
+    pub network: String,
+    /// Explicit endpoint; wins over `network` when set.
+    pub chain_endpoint: Option<String>,
+}
+
+impl Default for SubtensorConfig {
+    fn default() -> Self {
+        SubtensorConfig {
+            network: "finney".into(),
+            chain_endpoint: None,
+        }
+    }
+}
+
+/// The well-known networks and their endpoints, as the Bittensor SDK names them.
+pub const NETWORKS: &[(&str, &str)] = &[
+    ("finney", "wss://entrypoint-finney.opentensor.ai:443"),
+    ("test", "wss://test.finney.opentensor.ai:443"),
+    ("archive", "wss://archive.chain.opentensor.ai:443"),
+    ("local", "ws://127.0.0.1:9944"),
+];
+
+impl SubtensorConfig {
+    /// The websocket URL to connect to: `chain_endpoint` if set, else the network's endpoint,
+    /// else `network` itself (a URL; validated at load time).
+    pub fn endpoint(&self) -> String {
+        if let Some(ep) = &self.chain_endpoint {
+            return ep.clone();
+        }
+        NETWORKS
+            .iter()
+            .find(|(name, _)| *name == self.network)
+            .map(|(_, url)| (*url).to_string())
+            .unwrap_or_else(|| self.network.clone())
+    }
+}
+
+/// `[axon]`: the control-plane (gRPC) listener and what is advertised on chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AxonConfig {
+    pub port: u16,
+    pub ip: IpAddr,
+    /// Address advertised with serve_axon; detected when unset.
+    pub external_ip: Option<IpAddr>,
+    /// Port advertised with serve_axon; `port` when unset.
+    pub external_port: Option<u16>,
+}
+
+impl Default for AxonConfig {
+    fn default() -> Self {
+        AxonConfig {
+            port: 8091,
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            external_ip: None,
+            external_port: None,
+        }
+    }
+}
+
+/// `[relay]`: the miner's data-plane listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub port: u16,
+    pub ip: IpAddr,
+    /// Address peers are told to connect to; `axon.external_ip` when unset.
+    pub external_ip: Option<IpAddr>,
+    /// Blocks of each job held in memory at once (bounds memory per job whatever the tensor size).
+    pub window_blocks: u32,
+    /// Block size in KiB that jobs default to.
+    pub block_kib: u32,
+    /// Memory budget for all jobs; a job that would exceed it is refused.
+    pub max_memory_mib: u64,
+    /// Validator hotkeys (ss58) whose job tickets this relay accepts, besides the chain's validators.
+    pub trust: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            port: 9000,
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            external_ip: None,
+            window_blocks: 8,
+            block_kib: 1024,
+            max_memory_mib: 1024,
+            trust: Vec::new(),
+        }
+    }
+}
+
+/// `[miner]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinerConfig {
+    /// Stake (in TAO) a validator needs before this miner takes its requests (the original used 3000).
+    pub min_validator_stake: f64,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            min_validator_stake: 3000.0,
+        }
+    }
+}
+
+/// `[validator]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidatorConfig {
+    /// Hotkeys (ss58) of training peers allowed to request jobs; `"*"` allows anyone.
+    pub clients: Vec<String>,
+    /// Hotkeys (ss58) of this validator's benchmark bots.
+    pub benchmark_hotkeys: Vec<String>,
+    /// Fraction of blocks per shard that peers of real jobs report for checking.
+    pub sample_rate: f64,
+    /// Largest tensor a job may carry, in MiB (the original's `max_bandwidth`, 10 GiB).
+    pub max_job_mib: u64,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        ValidatorConfig {
+            clients: Vec::new(),
+            benchmark_hotkeys: Vec::new(),
+            sample_rate: 0.01,
+            max_job_mib: 10 * 1024,
+        }
+    }
+}
+
+/// `[bench]`: the benchmark bot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchConfig {
+    /// Tensor size of a benchmark, in MiB (the original used 50).
+    pub mib: u64,
+    /// Virtual peers a bot plays in one benchmark.
+    pub peers: u32,
+    /// The validator's control-plane address (`host:port`); discovered from the chain when unset.
+    pub validator: Option<String>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            mib: 50,
+            peers: 3,
+            validator: None,
+        }
+    }
+}
+
+/// `[admin]`: the operator API that `mrctl` talks to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Unix socket; `$XDG_RUNTIME_DIR/mapreduce/<role>.sock` (or `/run/mapreduce/` as root) when unset.
+    pub socket: Option<PathBuf>,
+    /// TCP address instead of the socket, e.g. `127.0.0.1:7070`.
+    pub addr: Option<SocketAddr>,
+    /// Allow `addr` to be a non-loopback address.
+    pub allow_remote: bool,
+    /// Bearer token file (created 0600); beside the socket when unset.
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub debug: bool,
+    pub trace: bool,
+    /// One JSON object per line instead of human-readable lines.
+    pub json: bool,
+    /// Also write daily-rotated log files here.
+    pub logging_dir: Option<PathBuf>,
+    /// Rotated files kept in `logging_dir`.
+    pub max_files: Option<usize>,
+}
+
+/// `[metrics]`: the Prometheus exporter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: false,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9616)),
         }
     }
 }

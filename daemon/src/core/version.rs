@@ -72,8 +72,20 @@ mod tests {
 
     #[test]
     fn major_decides_compatibility() {
-        let v = Version { major: 1, minor: 2, patch: 3 };
-        assert!(v.compatible_with(&Version { major: 1, minor: 9, patch: 0 }));
-        assert!(!v.compatible_with(&Version { major: 2, minor: 2, patch: 3 }));
+        let v = Version {
+            major: 1,
+            minor: 2,
+            patch: 3,
+        };
+        assert!(v.compatible_with(&Version {
+            major: 1,
+            minor: 9,
+            patch: 0
+        }));
+        assert!(!v.compatible_with(&Version {
+            major: 2,
+            minor: 2,
+            patch: 3
+        }));
     }
 }

@@ -1,0 +1,179 @@
+//! Checks that serde's types cannot express: ranges, URL schemes, names that must be file names.
+
+use super::model::{Config, NETWORKS};
+
+/// One value that parsed but is not allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub key: String,
+    pub value: String,
+    pub expected: String,
+}
+
+fn problem(key: &str, value: impl std::fmt::Display, expected: impl Into<String>) -> Problem {
+    Problem {
+        key: key.into(),
+        value: format!("{value}"),
+        expected: expected.into(),
+    }
+}
+
+fn is_ws_url(s: &str) -> bool {
+    let rest = s.strip_prefix("ws://").or_else(|| s.strip_prefix("wss://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+fn is_file_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    out: &mut Vec<Problem>,
+    key: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) {
+    if v < lo || v > hi {
+        out.push(problem(key, v, format!("a number from {lo} to {hi}")));
+    }
+}
+
+/// Every problem in a config, in key order.
+pub fn validate(c: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+
+    for (key, v) in [
+        ("wallet.name", &c.wallet.name),
+        ("wallet.hotkey", &c.wallet.hotkey),
+    ] {
+        if !is_file_name(v) {
+            out.push(problem(
+                key,
+                format!("{v:?}"),
+                "a non-empty name without `/`",
+            ));
+        }
+    }
+
+    let net = &c.subtensor.network;
+    if !NETWORKS.iter().any(|(n, _)| n == net) && !is_ws_url(net) {
+        out.push(problem(
+            "subtensor.network",
+            format!("{net:?}"),
+            "finney, test, archive, local, or a ws:// or wss:// URL",
+        ));
+    }
+    if let Some(ep) = &c.subtensor.chain_endpoint
+        && !is_ws_url(ep)
+    {
+        out.push(problem(
+            "subtensor.chain_endpoint",
+            format!("{ep:?}"),
+            "a ws:// or wss:// URL, e.g. ws://127.0.0.1:9944",
+        ));
+    }
+
+    in_range(
+        &mut out,
+        "relay.window_blocks",
+        c.relay.window_blocks,
+        1,
+        1024,
+    );
+    in_range(&mut out, "relay.block_kib", c.relay.block_kib, 4, 64 * 1024);
+    in_range(
+        &mut out,
+        "relay.max_memory_mib",
+        c.relay.max_memory_mib,
+        1,
+        1 << 20,
+    );
+
+    let stake = c.miner.min_validator_stake;
+    if !stake.is_finite() || stake < 0.0 {
+        out.push(problem(
+            "miner.min_validator_stake",
+            stake,
+            "a number of TAO, 0 or more",
+        ));
+    }
+
+    let rate = c.validator.sample_rate;
+    if !(rate > 0.0 && rate <= 1.0) {
+        out.push(problem(
+            "validator.sample_rate",
+            rate,
+            "a fraction above 0 and at most 1, e.g. 0.01",
+        ));
+    }
+    in_range(
+        &mut out,
+        "validator.max_job_mib",
+        c.validator.max_job_mib,
+        1,
+        1 << 20,
+    );
+
+    in_range(&mut out, "bench.mib", c.bench.mib, 1, 64 * 1024);
+    in_range(&mut out, "bench.peers", c.bench.peers, 1, 64);
+
+    if let Some(addr) = c.admin.addr
+        && !addr.ip().is_loopback()
+        && !c.admin.allow_remote
+    {
+        out.push(problem(
+            "admin.addr",
+            addr,
+            "a loopback address such as 127.0.0.1:7070 (set admin.allow_remote = true to expose the admin API)",
+        ));
+    }
+
+    if let Some(n) = c.logging.max_files {
+        in_range(&mut out, "logging.max_files", n, 1, 10_000);
+    }
+
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&Config::default()), vec![]);
+    }
+
+    #[test]
+    fn urls() {
+        assert!(is_ws_url("ws://127.0.0.1:9944"));
+        assert!(is_ws_url("wss://entrypoint-finney.opentensor.ai:443"));
+        assert!(!is_ws_url("http://x"));
+        assert!(!is_ws_url("ws://"));
+        assert!(!is_ws_url("ws:///path"));
+    }
+
+    #[test]
+    fn each_bad_value_is_named() {
+        let mut c = Config::default();
+        c.wallet.name = "a/b".into();
+        c.subtensor.network = "mainnet".into();
+        c.relay.window_blocks = 0;
+        c.validator.sample_rate = 1.5;
+        c.admin.addr = Some("0.0.0.0:7070".parse().unwrap());
+        let keys: Vec<String> = validate(&c).into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "wallet.name",
+                "subtensor.network",
+                "relay.window_blocks",
+                "validator.sample_rate",
+                "admin.addr"
+            ]
+        );
+        c.admin.allow_remote = true;
+        assert_eq!(validate(&c).len(), 4);
+    }
+}
