@@ -1,0 +1,3 @@
+//! `mrctl` subcommands, one module each.
+
+pub mod config;
