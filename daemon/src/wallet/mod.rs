@@ -2,7 +2,8 @@
 //!
 //! One job per module: [`ss58`] addresses, [`keypair`] keys, [`keyfile`] one file's JSON and
 //! encryption, [`nacl`] and [`ansible`] the two encryptions we read, [`store`] the wallet layout,
-//! [`password`] the environment password, [`btauth`] request signing and verification.
+//! [`password`] the environment password, [`btauth`] request signing and verification, [`v10`] the
+//! older axon/dendrite signature.
 //!
 //! Decrypting or encrypting a coldkey derives an Argon2i key (seconds, 512 MiB): everything here is
 //! synchronous, and async code must call it through `tokio::task::spawn_blocking`.
@@ -16,6 +17,7 @@ pub mod nacl;
 pub mod password;
 pub mod ss58;
 pub mod store;
+pub mod v10;
 
 pub use btauth::{
     AuthError, Clock, ManualClock, SignedHeaders, SystemClock, Verifier, sign_request,
