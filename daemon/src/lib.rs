@@ -6,4 +6,7 @@
 pub mod config;
 pub mod core;
 pub mod logging;
+pub mod peer;
+pub mod relay;
 pub mod wallet;
+pub mod wire;

@@ -1,3 +1,8 @@
 //! Pure domain types shared by every room: no I/O here.
 
+pub mod job;
+pub mod shards;
 pub mod version;
+
+pub use job::{Collective, Dtype, Op};
+pub use shards::{Layout, LayoutError, ShardPlan};

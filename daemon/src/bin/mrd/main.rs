@@ -1,6 +1,8 @@
 //! `mrd`: the mapreduce daemons (miner, validator, bench) and their offline helpers.
 
+mod bench_peer;
 mod config_cmd;
+mod relay_cmd;
 
 use clap::{Parser, Subcommand};
 use mapreduce::config::flags::{CommonArgs, ServeArgs};
@@ -27,12 +29,19 @@ enum Command {
     /// Check, show or convert configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
+    /// Run a standalone data-plane relay (the miner's data plane, trusting validators from config).
+    Relay(relay_cmd::RelayArgs),
+    /// One peer process of `mrctl bench local`, driven over stdin/stdout.
+    #[command(hide = true)]
+    BenchPeer,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd, &cli.common, &cli.serve),
+        Command::Relay(args) => relay_cmd::run(args, &cli.common, &cli.serve),
+        Command::BenchPeer => bench_peer::run(),
     };
     match result {
         Ok(code) => code,

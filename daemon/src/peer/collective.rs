@@ -1,0 +1,319 @@
+//! `Peer`: runs collectives over every miner of a job at once, pipelined.
+//!
+//! Per miner, a writer thread sends block k+1 while a reader thread receives reduced block k.
+//! The writer hands each block's slice of the tensor to the reader once it is sent, so the result
+//! is written in place with no copy of the tensor and no unsafe code. If any miner fails, every
+//! connection is shut down so no thread waits for its deadline, and the most telling error wins.
+
+use super::conn::{Conn, JoinTimes};
+use super::deadline::Deadline;
+use super::{Job, PeerError};
+use crate::core::{Collective, Dtype, Op};
+use crate::wallet::Keypair;
+use crate::wire::dtype;
+use crate::wire::{Header, Kind, checksum};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A member of a job, connected to all its miners.
+#[derive(Debug)]
+pub struct Peer {
+    job: Job,
+    conns: Vec<Conn>,
+    seq: u32,
+    failed: Option<String>,
+    deadline: Deadline,
+    setup: Duration,
+}
+
+/// The first error, by how telling it is.
+struct Failure(Mutex<Option<PeerError>>);
+
+impl Failure {
+    fn record(&self, e: PeerError) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.as_ref().is_none_or(|old| e.rank() > old.rank()) {
+            *g = Some(e);
+        }
+    }
+}
+
+impl Peer {
+    /// Joins the job on every miner at once; returns when all peers have joined everywhere.
+    pub fn connect(job: Job, key: &Keypair) -> Result<Peer, PeerError> {
+        let want = &job.peer_hotkeys[job.rank as usize];
+        if key.ss58_address() != want {
+            return Err(PeerError::WrongKey {
+                rank: job.rank,
+                got: key.ss58_address().into(),
+                want: want.clone(),
+            });
+        }
+        // Other peers may start a little later: waiting for them gets the floor and its margin.
+        let wait = Deadline::new(job.deadline_floor).current();
+        let results: Vec<Result<(Conn, JoinTimes), PeerError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..job.miners.len())
+                .map(|i| {
+                    let job = &job;
+                    s.spawn(move || Conn::open(job, i, key, wait))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut conns = Vec::with_capacity(results.len());
+        let mut first: Option<PeerError> = None;
+        let (mut start, mut end) = (None::<Instant>, None::<Instant>);
+        for r in results {
+            match r {
+                Ok((c, t)) => {
+                    start = Some(start.map_or(t.hello_sent, |s| s.min(t.hello_sent)));
+                    end = Some(end.map_or(t.welcomed, |e| e.max(t.welcomed)));
+                    conns.push(c);
+                }
+                Err(e) => {
+                    if first.as_ref().is_none_or(|f| e.rank() > f.rank()) {
+                        first = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = first {
+            for c in &conns {
+                c.abort();
+            }
+            return Err(e);
+        }
+        let setup = match (start, end) {
+            (Some(s), Some(e)) => e.duration_since(s),
+            _ => Duration::ZERO,
+        };
+        Ok(Peer {
+            deadline: Deadline::new(job.deadline_floor),
+            job,
+            conns,
+            seq: 0,
+            failed: None,
+            setup,
+        })
+    }
+
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// From the first handshake sent to the last miner's word that every peer had joined.
+    pub fn setup_time(&self) -> Duration {
+        self.setup
+    }
+
+    /// Reduces `data` across all peers in place: afterwards every peer holds the same result.
+    /// On error the contents of `data` are unspecified and this peer cannot be used again.
+    pub fn all_reduce(&mut self, data: &mut [f32], op: Op) -> Result<(), PeerError> {
+        self.run(data, Collective::AllReduce(op))
+    }
+
+    /// Copies `data` of rank `src` into `data` of every other peer.
+    pub fn broadcast(&mut self, data: &mut [f32], src: u32) -> Result<(), PeerError> {
+        if src >= self.job.peers {
+            return Err(PeerError::Source {
+                src,
+                peers: self.job.peers,
+            });
+        }
+        self.run(data, Collective::Broadcast { src })
+    }
+
+    fn run(&mut self, data: &mut [f32], c: Collective) -> Result<(), PeerError> {
+        if let Some(f) = &self.failed {
+            return Err(PeerError::Failed(f.clone()));
+        }
+        if data.len() as u64 != self.job.elements {
+            return Err(PeerError::Length {
+                got: data.len(),
+                want: self.job.elements,
+            });
+        }
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let deadline = self.deadline.current();
+        let started = Instant::now();
+        let result = self.run_all(data, c, seq, deadline);
+        match result {
+            Ok(()) => {
+                let blocks = self.conns.iter().map(|c| c.plan.blocks()).max().unwrap_or(0);
+                self.deadline.observe(blocks, started.elapsed());
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                for c in &self.conns {
+                    c.abort();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn run_all(
+        &mut self,
+        data: &mut [f32],
+        c: Collective,
+        seq: u32,
+        deadline: Duration,
+    ) -> Result<(), PeerError> {
+        for conn in &self.conns {
+            conn.set_deadline(deadline)?;
+        }
+        // Cut the tensor into the shards' slices, in shard order.
+        let mut shards: Vec<&mut [f32]> = Vec::with_capacity(self.conns.len());
+        let mut rest = data;
+        for i in 0..self.conns.len() {
+            let n = self.job.layout.shard_plan(i).elements as usize;
+            let (head, tail) = rest.split_at_mut(n);
+            shards.push(head);
+            rest = tail;
+        }
+        let failure = Failure(Mutex::new(None));
+        let job = &self.job;
+        let conns: &[Conn] = &self.conns;
+        std::thread::scope(|s| {
+            for (conn, shard) in conns.iter().zip(shards) {
+                let (tx, rx) = mpsc::channel::<&mut [f32]>();
+                let failure = &failure;
+                s.spawn(move || {
+                    if let Err(e) = send_shard(job, conn, shard, c, seq, tx) {
+                        failure.record(e);
+                    }
+                });
+                s.spawn(move || {
+                    if let Err(e) = recv_shard(job, conn, c, seq, rx) {
+                        failure.record(e);
+                        // Unblock everyone else now rather than at their deadlines.
+                        for other in conns {
+                            other.abort();
+                        }
+                    }
+                });
+            }
+        });
+        match failure.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn during(c: Collective, seq: u32, block: u32, blocks: u32) -> String {
+    format!("during operation {seq} ({c}), block {block} of {blocks}")
+}
+
+/// Sends `Begin` and this peer's blocks of one shard, handing each block to the reader after.
+fn send_shard<'a>(
+    job: &Job,
+    conn: &Conn,
+    shard: &'a mut [f32],
+    c: Collective,
+    seq: u32,
+    to_reader: mpsc::Sender<&'a mut [f32]>,
+) -> Result<(), PeerError> {
+    let plan = conn.plan;
+    let blocks = plan.blocks();
+    let begin = c.encode();
+    let mut h = Header::for_payload(Kind::Begin, job.id, &begin);
+    h.shard = conn.shard as u32;
+    h.seq = seq;
+    conn.send(&h, &begin, &during(c, seq, 0, blocks))?;
+    let rank = job.rank;
+    let mut wire = Vec::new();
+    let mut rest = shard;
+    for b in 0..blocks {
+        let (block, tail) = rest.split_at_mut(plan.block_len(b));
+        rest = tail;
+        if c.sends(rank) {
+            let payload: &[u8] = match job.dtype {
+                Dtype::F32 => dtype::f32_bytes(block),
+                d => {
+                    dtype::encode(block, d, &mut wire);
+                    &wire
+                }
+            };
+            let h = Header {
+                kind: Kind::Data,
+                dtype: Some(job.dtype),
+                job: job.id,
+                shard: conn.shard as u32,
+                block: b,
+                seq,
+                len: payload.len() as u32,
+                checksum: checksum(payload),
+            };
+            conn.send(&h, payload, &during(c, seq, b, blocks))?;
+        }
+        if c.receives(rank) && to_reader.send(block).is_err() {
+            // The reader stopped: its error says why.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Receives the reduced blocks of one shard into the tensor.
+fn recv_shard(
+    job: &Job,
+    conn: &Conn,
+    c: Collective,
+    seq: u32,
+    from_writer: mpsc::Receiver<&mut [f32]>,
+) -> Result<(), PeerError> {
+    if !c.receives(job.rank) {
+        return Ok(());
+    }
+    let plan = conn.plan;
+    let blocks = plan.blocks();
+    let mut buf = Vec::new();
+    for b in 0..blocks {
+        let what = during(c, seq, b, blocks);
+        let h = conn.recv_header(&what)?;
+        let want_len = plan.block_len(b) * job.dtype.size();
+        if h.kind != Kind::Result
+            || h.job != job.id
+            || h.shard != conn.shard as u32
+            || h.seq != seq
+            || h.block != b
+            || h.dtype != Some(job.dtype)
+            || h.len as usize != want_len
+        {
+            return Err(conn.protocol(format!(
+                "sent {:?} job {} shard {} op {} block {} ({} bytes, {:?}) {what}",
+                h.kind, h.job, h.shard, h.seq, h.block, h.len, h.dtype
+            )));
+        }
+        let Ok(block) = from_writer.recv() else {
+            // The writer failed before sending this block: its error says why.
+            return Ok(());
+        };
+        match job.dtype {
+            Dtype::F32 => conn.recv_payload(&h, dtype::f32_bytes_mut(block), &what)?,
+            d => {
+                buf.resize(want_len, 0);
+                conn.recv_payload(&h, &mut buf, &what)?;
+                dtype::decode_into(&buf, d, block);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.failed.is_none() {
+            for c in &mut self.conns {
+                c.end(self.job.id);
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! One peer's connection to one miner (blocking sockets: the peer runs a reader and a writer
+//! thread per miner during an operation).
+
+use super::{Job, PeerError};
+use crate::core::ShardPlan;
+use crate::wallet::Keypair;
+use crate::wire::io::{read_header, read_payload, write_frame};
+use crate::wire::{Header, Kind, WireError, handshake};
+use prost::Message;
+use std::io;
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// Error frames and other small frames may be this long whatever the block size.
+const SMALL_FRAME: u32 = 64 * 1024;
+
+/// A joined connection to the miner of one shard.
+#[derive(Debug)]
+pub struct Conn {
+    pub shard: usize,
+    /// "miner i (hotkey at address)".
+    pub name: String,
+    pub plan: ShardPlan,
+    pub reader: TcpStream,
+    pub writer: TcpStream,
+    max_payload: u32,
+}
+
+/// When the handshake was sent and when the miner said the job was ready.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinTimes {
+    pub hello_sent: Instant,
+    pub welcomed: Instant,
+}
+
+impl Conn {
+    /// Connects, sends the handshake and waits (up to `wait`) until every peer has joined.
+    pub fn open(
+        job: &Job,
+        shard: usize,
+        key: &Keypair,
+        wait: Duration,
+    ) -> Result<(Conn, JoinTimes), PeerError> {
+        let name = job.miner_name(shard);
+        let slot = &job.miners[shard];
+        let connect_err = |source| PeerError::Connect {
+            miner: name.clone(),
+            source,
+        };
+        let addr = slot
+            .address
+            .to_socket_addrs()
+            .map_err(connect_err)?
+            .next()
+            .ok_or_else(|| connect_err(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+        let stream = TcpStream::connect_timeout(&addr, wait).map_err(connect_err)?;
+        stream.set_nodelay(true).map_err(connect_err)?;
+        let writer = stream.try_clone().map_err(connect_err)?;
+        let plan = job.layout.shard_plan(shard);
+        let block_bytes = plan.block_elems * job.dtype.size() as u64;
+        let conn = Conn {
+            shard,
+            name,
+            plan,
+            reader: stream,
+            writer,
+            max_payload: u32::try_from(block_bytes).unwrap_or(u32::MAX).max(SMALL_FRAME),
+        };
+        let hello = handshake::hello(&job.ticket, job.id, job.rank, shard as u32, key)?;
+        let payload = hello.encode_to_vec();
+        let hello_sent = Instant::now();
+        conn.send(&Header::for_payload(Kind::Hello, job.id, &payload), &payload, "joining")?;
+        conn.set_deadline(wait)?;
+        let h = conn.recv_header("waiting for the other peers to join")?;
+        if h.kind != Kind::Welcome {
+            return Err(conn.protocol(format!("answered the handshake with {:?}", h.kind)));
+        }
+        let mut empty = [0u8; 0];
+        if h.len != 0 {
+            return Err(conn.protocol("sent a Welcome with a payload".into()));
+        }
+        conn.recv_payload(&h, &mut empty, "joining")?;
+        let welcomed = Instant::now();
+        Ok((
+            conn,
+            JoinTimes {
+                hello_sent,
+                welcomed,
+            },
+        ))
+    }
+
+    /// Read and write timeouts for what follows.
+    pub fn set_deadline(&self, d: Duration) -> Result<(), PeerError> {
+        let err = |source| PeerError::Io {
+            miner: self.name.clone(),
+            during: "setting a deadline".into(),
+            source,
+        };
+        self.reader.set_read_timeout(Some(d)).map_err(err)?;
+        self.writer.set_write_timeout(Some(d)).map_err(err)
+    }
+
+    pub fn send(&self, h: &Header, payload: &[u8], during: &str) -> Result<(), PeerError> {
+        let mut w = &self.writer;
+        write_frame(&mut w, h, payload).map_err(|e| self.io(e, during))
+    }
+
+    /// Reads a payload into `dst` and checks it.
+    pub fn recv_payload(&self, h: &Header, dst: &mut [u8], during: &str) -> Result<(), PeerError> {
+        let mut r = &self.reader;
+        read_payload(&mut r, h, dst).map_err(|e| self.wire(e, during))
+    }
+
+    /// The next header; an `Error` frame becomes `PeerError::Relay` with the relay's reason.
+    pub fn recv_header(&self, during: &str) -> Result<Header, PeerError> {
+        let mut r = &self.reader;
+        match read_header(&mut r, self.max_payload) {
+            Ok(Some(h)) if h.kind == Kind::Error => {
+                let mut buf = vec![0u8; h.len as usize];
+                self.recv_payload(&h, &mut buf, during)?;
+                Err(PeerError::Relay {
+                    miner: self.name.clone(),
+                    reason: String::from_utf8_lossy(&buf).into_owned(),
+                })
+            }
+            Ok(Some(h)) => Ok(h),
+            Ok(None) => Err(PeerError::Closed {
+                miner: self.name.clone(),
+                during: during.into(),
+            }),
+            Err(e) => Err(self.wire(e, during)),
+        }
+    }
+
+    pub fn protocol(&self, reason: String) -> PeerError {
+        PeerError::Protocol {
+            miner: self.name.clone(),
+            reason,
+        }
+    }
+
+    pub fn wire(&self, e: WireError, during: &str) -> PeerError {
+        match e {
+            WireError::Io(e) => self.io(e, during),
+            WireError::Truncated => PeerError::Closed {
+                miner: self.name.clone(),
+                during: during.into(),
+            },
+            other => self.protocol(other.to_string()),
+        }
+    }
+
+    pub fn io(&self, e: io::Error, during: &str) -> PeerError {
+        let miner = self.name.clone();
+        let during = during.to_string();
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => PeerError::Timeout {
+                miner,
+                secs: self
+                    .reader
+                    .read_timeout()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                during,
+            },
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => PeerError::Closed { miner, during },
+            _ => PeerError::Io {
+                miner,
+                during,
+                source: e,
+            },
+        }
+    }
+
+    /// Unblocks this connection's threads at once (used when another miner failed).
+    pub fn abort(&self) {
+        let _ = self.reader.shutdown(Shutdown::Both);
+    }
+
+    /// Says goodbye between operations, without waiting long.
+    pub fn end(&mut self, job: u64) {
+        let _ = self.writer.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = write_frame(&mut self.writer, &Header::for_payload(Kind::End, job, &[]), &[]);
+        let _ = self.writer.shutdown(Shutdown::Write);
+    }
+}

@@ -1,0 +1,211 @@
+//! One job's shard, shared by its connections: the machine behind a lock, each rank's writer
+//! queue, and the signals readers wait on.
+//!
+//! Reduced blocks go to writers as `Arc<OutBlock>`; when the last writer drops its copy the block
+//! is released in the machine, which moves the window. The lock is never held while an
+//! `OutBlock` may drop (its `Drop` takes the lock).
+
+use super::budget::Reservation;
+use super::machine::{Event, Fault, Machine};
+use bytes::Bytes;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// A message for one connection's writer.
+#[derive(Debug)]
+pub enum Out {
+    Welcome,
+    Block(Arc<OutBlock>),
+}
+
+/// A block on its way to its recipients.
+#[derive(Debug)]
+pub struct OutBlock {
+    pub seq: u32,
+    pub block: u32,
+    pub payload: Bytes,
+    pub checksum: u64,
+    job: Weak<JobCell>,
+}
+
+impl Drop for OutBlock {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.upgrade() {
+            let events = job.lock().machine.released(self.seq, self.block);
+            job.after(events);
+        }
+    }
+}
+
+pub struct Inner {
+    pub machine: Machine,
+    writers: Vec<Option<mpsc::UnboundedSender<Out>>>,
+    pub last_progress: Instant,
+}
+
+/// A job's shard on this relay.
+pub struct JobCell {
+    pub key: (u64, u32),
+    /// The ticket's signature: the same job id with another ticket is refused.
+    pub ticket_sig: Vec<u8>,
+    pub deadline: std::time::Duration,
+    inner: Mutex<Inner>,
+    progress: watch::Sender<u64>,
+    pub cancel: CancellationToken,
+    /// Live connections; the last one out removes the job from the registry.
+    pub conns: AtomicUsize,
+    _reservation: Reservation,
+}
+
+impl JobCell {
+    pub fn new(
+        key: (u64, u32),
+        ticket_sig: Vec<u8>,
+        machine: Machine,
+        deadline: std::time::Duration,
+        reservation: Reservation,
+    ) -> Arc<JobCell> {
+        let p = machine.params().p() as usize;
+        Arc::new(JobCell {
+            key,
+            ticket_sig,
+            deadline,
+            inner: Mutex::new(Inner {
+                machine,
+                writers: vec![None; p],
+                last_progress: Instant::now(),
+            }),
+            progress: watch::channel(0).0,
+            cancel: CancellationToken::new(),
+            conns: AtomicUsize::new(0),
+            _reservation: reservation,
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock means a panic elsewhere already failed this job; its state is still
+        // coherent enough to report and drop.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A receiver that changes whenever readers may have become unblocked.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    fn poke(&self) {
+        self.progress.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Registers the writer queue of `rank`.
+    pub fn set_writer(&self, rank: u32, tx: mpsc::UnboundedSender<Out>) {
+        if let Some(w) = self.lock().writers.get_mut(rank as usize) {
+            *w = Some(tx);
+        }
+    }
+
+    /// Drops the writer queue of `rank`: its writer ends once the queue is drained.
+    pub fn close_writer(&self, rank: u32) {
+        let tx = self.lock().writers.get_mut(rank as usize).and_then(Option::take);
+        drop(tx);
+    }
+
+    /// Runs `f` on the machine and acts on what it says. A fault fails the job for everyone.
+    pub fn apply(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Machine) -> Result<Vec<Event>, Fault>,
+    ) -> Result<(), Fault> {
+        let mut dropped = Vec::new();
+        let result = {
+            let mut g = self.lock();
+            match f(&mut g.machine) {
+                Ok(events) => {
+                    g.last_progress = Instant::now();
+                    self.dispatch(&mut g, events, &mut dropped);
+                    Ok(())
+                }
+                Err(fault) => Err(fault),
+            }
+        };
+        // Outside the lock: these may be the last copies, whose Drop takes it.
+        drop(dropped);
+        match result {
+            Ok(()) => {
+                self.poke();
+                Ok(())
+            }
+            Err(fault) => {
+                self.cancel.cancel();
+                self.poke();
+                Err(fault)
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, g: &mut Inner, events: Vec<Event>, dropped: &mut Vec<Arc<OutBlock>>) {
+        for e in events {
+            match e {
+                Event::Ready => {
+                    for w in g.writers.iter().flatten() {
+                        let _ = w.send(Out::Welcome);
+                    }
+                }
+                Event::Send {
+                    seq,
+                    block,
+                    skip,
+                    payload,
+                    checksum,
+                } => {
+                    let out = Arc::new(OutBlock {
+                        seq,
+                        block,
+                        payload,
+                        checksum,
+                        job: Arc::downgrade(self),
+                    });
+                    for (rank, w) in g.writers.iter().enumerate() {
+                        if skip == Some(rank as u32) {
+                            continue;
+                        }
+                        if let Some(w) = w
+                            && let Err(mpsc::error::SendError(Out::Block(b))) =
+                                w.send(Out::Block(Arc::clone(&out)))
+                        {
+                            dropped.push(b);
+                        }
+                    }
+                    dropped.push(out);
+                }
+                Event::OpDone { .. } | Event::Finished => {}
+            }
+        }
+    }
+
+    /// Events from a release (outside `apply`, the lock already dropped by the caller).
+    fn after(self: &Arc<Self>, events: Vec<Event>) {
+        let mut g = self.lock();
+        g.last_progress = Instant::now();
+        let mut dropped = Vec::new();
+        self.dispatch(&mut g, events, &mut dropped);
+        drop(g);
+        drop(dropped);
+        self.poke();
+    }
+
+    /// Fails the job (first reason wins) and wakes everyone so they close.
+    pub fn fail(&self, fault: Fault) -> Fault {
+        let f = self.lock().machine.fail(fault);
+        self.cancel.cancel();
+        self.poke();
+        f
+    }
+
+    /// The reason the job failed, if it did.
+    pub fn failure(&self) -> Option<Fault> {
+        self.lock().machine.failed().cloned()
+    }
+}

@@ -1,0 +1,206 @@
+//! Tensor data on the wire: f32 <-> f16 / bf16 over whole slices, with no per-element allocation.
+//!
+//! f16 uses `half`'s slice conversions (F16C instructions when the CPU has them, detected at run
+//! time); bf16 is a branch-free loop the compiler vectorises. Wire bytes may arrive at any
+//! alignment, so reads go through aligned stack chunks when a direct cast is not possible.
+
+use crate::core::Dtype;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+#[cfg(target_endian = "big")]
+compile_error!("the data plane sends tensors in host order and assumes a little-endian host");
+
+/// Elements converted per stack chunk when a slice cannot be cast in place.
+const CHUNK: usize = 2048;
+
+/// f32 -> bf16, round to nearest even, NaN kept quiet: bit-identical to `half::bf16::from_f32`.
+#[inline(always)]
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    let nan = (b & 0x7FFF_FFFF) > 0x7F80_0000;
+    let rounded = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
+    let quiet = ((b >> 16) | 0x0040) as u16;
+    if nan { quiet } else { rounded }
+}
+
+#[inline(always)]
+fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
+}
+
+/// The bytes of an f32 slice as they go on the wire (little-endian host: no copy).
+pub fn f32_bytes(src: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(src)
+}
+
+/// Mutable bytes of an f32 slice, for receiving f32 data straight into a tensor.
+pub fn f32_bytes_mut(dst: &mut [f32]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(dst)
+}
+
+/// Converts `src` to 16-bit wire values in `dst` (same length).
+pub fn encode_half(src: &[f32], dtype: Dtype, dst: &mut [u16]) {
+    debug_assert_eq!(src.len(), dst.len());
+    match dtype {
+        Dtype::F16 => {
+            let d: &mut [f16] = bytemuck::cast_slice_mut(dst);
+            d.convert_from_f32_slice(src);
+        }
+        Dtype::Bf16 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = bf16_bits(*s);
+            }
+        }
+        Dtype::F32 => unreachable!("f32 needs no conversion"),
+    }
+}
+
+/// Wire bytes for `src` in `dtype`, appended to `out` (whose old contents are dropped).
+pub fn encode(src: &[f32], dtype: Dtype, out: &mut Vec<u8>) {
+    out.clear();
+    match dtype {
+        Dtype::F32 => out.extend_from_slice(f32_bytes(src)),
+        Dtype::F16 | Dtype::Bf16 => {
+            out.resize(src.len() * 2, 0);
+            let mut tmp = [0u16; CHUNK];
+            for (s, d) in src.chunks(CHUNK).zip(out.chunks_mut(CHUNK * 2)) {
+                let t = &mut tmp[..s.len()];
+                encode_half(s, dtype, t);
+                d.copy_from_slice(bytemuck::cast_slice(t));
+            }
+        }
+    }
+}
+
+/// Calls `f` with the wire values of `wire` as f32, one aligned chunk at a time.
+#[inline]
+fn for_each_chunk(wire: &[u8], dtype: Dtype, mut f: impl FnMut(usize, &[f32])) {
+    let mut buf = [0f32; CHUNK];
+    match dtype {
+        Dtype::F32 => {
+            if let Ok(v) = bytemuck::try_cast_slice::<u8, f32>(wire) {
+                f(0, v);
+                return;
+            }
+            for (i, c) in wire.chunks(CHUNK * 4).enumerate() {
+                let n = c.len() / 4;
+                for (d, s) in buf[..n].iter_mut().zip(c.chunks_exact(4)) {
+                    *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+                }
+                f(i * CHUNK, &buf[..n]);
+            }
+        }
+        Dtype::F16 | Dtype::Bf16 => {
+            let mut tmp = [0u16; CHUNK];
+            for (i, c) in wire.chunks(CHUNK * 2).enumerate() {
+                let n = c.len() / 2;
+                let halves: &[u16] = match bytemuck::try_cast_slice(c) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        bytemuck::cast_slice_mut::<u16, u8>(&mut tmp[..n]).copy_from_slice(c);
+                        &tmp[..n]
+                    }
+                };
+                let out = &mut buf[..n];
+                if dtype == Dtype::F16 {
+                    let h: &[f16] = bytemuck::cast_slice(halves);
+                    h.convert_to_f32_slice(out);
+                } else {
+                    for (d, s) in out.iter_mut().zip(halves) {
+                        *d = bf16_to_f32(*s);
+                    }
+                }
+                f(i * CHUNK, out);
+            }
+        }
+    }
+}
+
+/// Decodes wire bytes into `dst` (`dst.len() * dtype.size() == wire.len()`).
+pub fn decode_into(wire: &[u8], dtype: Dtype, dst: &mut [f32]) {
+    debug_assert_eq!(wire.len(), dst.len() * dtype.size());
+    for_each_chunk(wire, dtype, |at, v| {
+        dst[at..at + v.len()].copy_from_slice(v)
+    });
+}
+
+/// `acc[i] += wire[i]` in f32.
+pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
+    debug_assert_eq!(wire.len(), acc.len() * dtype.size());
+    for_each_chunk(wire, dtype, |at, v| {
+        for (a, x) in acc[at..at + v.len()].iter_mut().zip(v) {
+            *a += *x;
+        }
+    });
+}
+
+/// What a value becomes after a trip through the wire dtype (for references and checks).
+pub fn round_trip(x: f32, dtype: Dtype) -> f32 {
+    match dtype {
+        Dtype::F32 => x,
+        Dtype::F16 => f16::from_f32(x).to_f32(),
+        Dtype::Bf16 => bf16_to_f32(bf16_bits(x)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn specials() -> Vec<f32> {
+        vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.5,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            65504.0,
+            65520.0,
+            3.0e38,
+        ]
+    }
+
+    #[test]
+    fn bf16_matches_half_bit_for_bit() {
+        for x in specials() {
+            assert_eq!(bf16_bits(x), half::bf16::from_f32(x).to_bits(), "{x}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn bf16_matches_half(bits in any::<u32>()) {
+            let x = f32::from_bits(bits);
+            prop_assert_eq!(bf16_bits(x), half::bf16::from_f32(x).to_bits());
+        }
+
+        #[test]
+        fn roundtrips_at_any_alignment(v in proptest::collection::vec(any::<f32>(), 0..5000), off in 0usize..4) {
+            for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+                let mut wire = Vec::new();
+                encode(&v, dtype, &mut wire);
+                // Shift the bytes so casts in place fail and the chunked path runs.
+                let mut shifted = vec![0u8; off];
+                shifted.extend_from_slice(&wire);
+                let wire = &shifted[off..];
+                let mut out = vec![0f32; v.len()];
+                decode_into(wire, dtype, &mut out);
+                let mut acc = vec![1.0f32; v.len()];
+                accumulate(&mut acc, wire, dtype);
+                for i in 0..v.len() {
+                    let want = round_trip(v[i], dtype);
+                    prop_assert!(want.to_bits() == out[i].to_bits() || (want.is_nan() && out[i].is_nan()));
+                    let sum = 1.0 + want;
+                    prop_assert!(sum.to_bits() == acc[i].to_bits() || (sum.is_nan() && acc[i].is_nan()));
+                }
+            }
+        }
+    }
+}
