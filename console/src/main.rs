@@ -21,6 +21,9 @@ enum Command {
     /// Configuration: print the documented defaults, check a file.
     #[command(subcommand)]
     Config(cli::config::ConfigCmd),
+    /// Wallets: create, regenerate, list and show btcli-compatible keys.
+    #[command(subcommand)]
+    Wallet(cli::wallet::WalletCmd),
 }
 
 fn loader(common: &CommonArgs) -> Loader {
@@ -29,9 +32,26 @@ fn loader(common: &CommonArgs) -> Loader {
         .flags(common.overrides())
 }
 
+/// Print an error with its causes and turn it into a failing exit code.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(cmd) => cli::config::run(cmd, loader(&cli.common)),
+        Command::Wallet(cmd) => report(
+            loader(&cli.common)
+                .load()
+                .map_err(anyhow::Error::from)
+                .and_then(|loaded| cli::wallet::run(cmd, &loaded.config.wallet)),
+        ),
     }
 }

@@ -105,7 +105,7 @@ fn example_equals_defaults() {
         .expect("example loads")
         .config;
     let mut want = Config::default();
-    want.wallet.path = mapreduce::config::expand_tilde(&want.wallet.path);
+    want.wallet.path = mapreduce::wallet::expand_tilde(&want.wallet.path);
     assert_eq!(loaded, want);
 }
 

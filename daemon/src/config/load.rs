@@ -3,6 +3,7 @@
 use super::error::{ConfigError, ConfigErrors, from_figment, nearest};
 use super::model::*;
 use super::validate::validate;
+use crate::wallet::expand_tilde;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -326,17 +327,6 @@ fn origin_in(figment: &Figment, key: &str) -> Option<String> {
         Some(figment::Source::File(p)) => p.display().to_string(),
         _ => format!("{} {}", md.name, md.interpolate(&Profile::Default, &keys)),
     })
-}
-
-/// `~` and `~/x` in path values become the home directory.
-pub fn expand_tilde(path: &Path) -> PathBuf {
-    let Ok(rest) = path.strip_prefix("~") else {
-        return path.to_path_buf();
-    };
-    match dirs::home_dir() {
-        Some(home) => home.join(rest),
-        None => path.to_path_buf(),
-    }
 }
 
 fn expand_paths(c: &mut Config) {

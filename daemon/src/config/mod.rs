@@ -11,7 +11,7 @@ mod model;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, nearest};
-pub use load::{Loaded, Loader, default_files, expand_tilde};
+pub use load::{Loaded, Loader, default_files};
 pub use model::*;
 pub use validate::{Problem, validate};
 

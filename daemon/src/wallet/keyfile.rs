@@ -184,7 +184,7 @@ pub enum KeyfileError {
     NotFound { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: already exists; refusing to overwrite it (ask for overwrite explicitly)", path.display())]
+    #[error("{}: already exists; refusing to overwrite it (use --overwrite to replace it)", path.display())]
     AlreadyExists { path: PathBuf },
     #[error("{}: is encrypted; a password is needed", path.display())]
     PasswordRequired { path: PathBuf },
