@@ -198,6 +198,7 @@ fn layers_apply_in_order() {
             ("MR_NETUID", "7"),
             ("MR_SUBTENSOR_CHAIN_ENDPOINT", "ws://127.0.0.2:9944"),
             ("UNRELATED", "x"),
+            ("MR_DEVNET_DIR", "/tmp/devnet"),
             ("BT_COLD_PW_ALICE", "not a config key"),
         ]))
         .load()

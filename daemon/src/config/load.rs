@@ -27,8 +27,8 @@ const BT_VARS: &[(&str, &str)] = &[
     ("BT_SUBTENSOR_CHAIN_ENDPOINT", "subtensor.chain_endpoint"),
 ];
 
-/// `MR_*` variables that are not config keys.
-const MR_RESERVED: &[&str] = &["MR_CONFIG", "MR_LOG"];
+/// `MR_*` variables that are not config keys: the config file, and the devnet scripts' own.
+const MR_RESERVED: &[&str] = &["MR_CONFIG", "MR_DEVNET_"];
 
 /// A configuration and where it came from.
 #[derive(Debug)]
@@ -230,7 +230,12 @@ fn bt_env(env: &[(String, String)]) -> Vec<(String, Value)> {
 /// `MR_SUBTENSOR_CHAIN_ENDPOINT` → `subtensor.chain_endpoint`: the first word names the section.
 fn mr_env(env: &[(String, String)]) -> Vec<(String, Value)> {
     env.iter()
-        .filter(|(k, _)| k.starts_with("MR_") && !MR_RESERVED.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            k.starts_with("MR_")
+                && !MR_RESERVED
+                    .iter()
+                    .any(|r| k.starts_with(r) && (r.ends_with('_') || k == r))
+        })
         .map(|(k, v)| {
             let rest = k["MR_".len()..].to_ascii_lowercase();
             let key = SECTIONS
