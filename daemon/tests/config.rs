@@ -214,6 +214,13 @@ fn layers_apply_in_order() {
         "environment variable MR_WALLET_HOTKEY"
     );
 
+    let typo = Loader::new()
+        .env(env(&[("MR_WALET_NAME", "x")]))
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(typo.contains("MR_WALET_NAME"), "{typo}");
+
     let with_flags = Loader::new()
         .file(Some(path))
         .env(env(&[("MR_WALLET_HOTKEY", "mr")]))
