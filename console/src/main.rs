@@ -8,7 +8,12 @@ use mapreduce::config::flags::{CommonArgs, Overrides};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "mrctl", version, about = "mapreduce operator console", propagate_version = true)]
+#[command(
+    name = "mrctl",
+    version,
+    about = "mapreduce operator console",
+    propagate_version = true
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -21,6 +26,13 @@ enum Command {
     /// Configuration: print the documented defaults, check a file.
     #[command(subcommand)]
     Config(cli::config::ConfigCmd),
+    /// Chain: endpoint, runtime, block, and this wallet's hotkey uid and stake.
+    #[command(subcommand)]
+    Chain(cli::chain::ChainCmd),
+    /// The metagraph of --netuid: uids, keys, stake, axons (sortable table, or --json).
+    Metagraph(cli::chain::MetagraphArgs),
+    /// Register the wallet's hotkey on --netuid by burning TAO (asks to confirm; --yes for scripts).
+    Register(cli::chain::RegisterArgs),
     /// Wallets: create, regenerate, list and show btcli-compatible keys.
     #[command(subcommand)]
     Wallet(cli::wallet::WalletCmd),
@@ -47,6 +59,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(cmd) => cli::config::run(cmd, loader(&cli.common)),
+        Command::Chain(cmd) => cli::chain::run_chain(cmd, loader(&cli.common)),
+        Command::Metagraph(args) => cli::chain::run_metagraph(args, loader(&cli.common)),
+        Command::Register(args) => cli::chain::run_register(args, loader(&cli.common)),
         Command::Wallet(cmd) => report(
             loader(&cli.common)
                 .load()

@@ -1,4 +1,5 @@
 //! `mrctl` subcommands, one module each.
 
+pub mod chain;
 pub mod config;
 pub mod wallet;

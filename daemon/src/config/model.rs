@@ -87,6 +87,12 @@ pub struct SubtensorConfig {
     pub network: String,
     /// Explicit endpoint; wins over `network` when set.
     pub chain_endpoint: Option<String>,
+    /// Bound, in seconds, on every chain read and on submitting an extrinsic.
+    pub call_timeout_secs: u64,
+    /// Bound, in seconds, on waiting for a submitted extrinsic to be included in a block.
+    pub inclusion_timeout_secs: u64,
+    /// Reconnect when no new block arrives for this many seconds (0 disables the watchdog).
+    pub watchdog_secs: u64,
 }
 
 impl Default for SubtensorConfig {
@@ -94,6 +100,9 @@ impl Default for SubtensorConfig {
         SubtensorConfig {
             network: "finney".into(),
             chain_endpoint: None,
+            call_timeout_secs: 30,
+            inclusion_timeout_secs: 120,
+            watchdog_secs: 120,
         }
     }
 }

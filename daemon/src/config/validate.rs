@@ -76,6 +76,30 @@ pub fn validate(c: &Config) -> Vec<Problem> {
 
     in_range(
         &mut out,
+        "subtensor.call_timeout_secs",
+        c.subtensor.call_timeout_secs,
+        1,
+        3600,
+    );
+    in_range(
+        &mut out,
+        "subtensor.inclusion_timeout_secs",
+        c.subtensor.inclusion_timeout_secs,
+        1,
+        3600,
+    );
+    if c.subtensor.watchdog_secs != 0 {
+        in_range(
+            &mut out,
+            "subtensor.watchdog_secs",
+            c.subtensor.watchdog_secs,
+            10,
+            3600,
+        );
+    }
+
+    in_range(
+        &mut out,
         "relay.window_blocks",
         c.relay.window_blocks,
         1,
