@@ -23,6 +23,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Benchmarks: `bench local` runs relays and peers on this machine.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCmd),
     /// Configuration: print the documented defaults, check a file.
     #[command(subcommand)]
     Config(cli::config::ConfigCmd),
@@ -58,6 +61,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(cmd) => cli::bench::run(cmd),
         Command::Config(cmd) => cli::config::run(cmd, loader(&cli.common)),
         Command::Chain(cmd) => cli::chain::run_chain(cmd, loader(&cli.common)),
         Command::Metagraph(args) => cli::chain::run_metagraph(args, loader(&cli.common)),

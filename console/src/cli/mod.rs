@@ -1,5 +1,6 @@
 //! `mrctl` subcommands, one module each.
 
+pub mod bench;
 pub mod chain;
 pub mod config;
 pub mod wallet;

@@ -59,7 +59,9 @@ impl std::str::FromStr for Dtype {
             "f32" | "float32" => Ok(Dtype::F32),
             "f16" | "float16" | "half" => Ok(Dtype::F16),
             "bf16" | "bfloat16" => Ok(Dtype::Bf16),
-            other => Err(format!("unknown dtype {other:?}: expected f32, f16 or bf16")),
+            other => Err(format!(
+                "unknown dtype {other:?}: expected f32, f16 or bf16"
+            )),
         }
     }
 }
@@ -146,7 +148,9 @@ impl Collective {
         match (b[0], arg) {
             (1, 0) => Some(Collective::AllReduce(Op::Sum)),
             (2, 0) => Some(Collective::AllReduce(Op::Avg)),
-            (3, src) => u32::try_from(src).ok().map(|src| Collective::Broadcast { src }),
+            (3, src) => u32::try_from(src)
+                .ok()
+                .map(|src| Collective::Broadcast { src }),
             _ => None,
         }
     }

@@ -14,7 +14,9 @@ pub enum LayoutError {
     ZeroWeights,
     #[error("block size must be at least one element")]
     ZeroBlock,
-    #[error("the tensor has {elements} elements: {blocks} blocks of {block_elems} is more than a frame can number")]
+    #[error(
+        "the tensor has {elements} elements: {blocks} blocks of {block_elems} is more than a frame can number"
+    )]
     TooManyBlocks {
         elements: u64,
         block_elems: u64,

@@ -37,12 +37,16 @@ pub enum Command {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    Connected { setup_ms: f64 },
+    Connected {
+        setup_ms: f64,
+    },
     Ready,
     Done {
         secs: f64,
         /// `None` when every element matched the expected value exactly.
         mismatch: Option<String>,
     },
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }

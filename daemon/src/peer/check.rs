@@ -46,7 +46,9 @@ pub fn expected(seed: u64, peers: u32, c: Collective, dtype: Dtype, rank: u32, i
 
 /// The first element that differs from the expected result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("element {index} is {got:e}, expected {want:e} (bits {got_bits:#010x} vs {want_bits:#010x})")]
+#[error(
+    "element {index} is {got:e}, expected {want:e} (bits {got_bits:#010x} vs {want_bits:#010x})"
+)]
 pub struct Mismatch {
     pub index: u64,
     pub got: f32,
@@ -99,9 +101,14 @@ mod tests {
     #[test]
     fn verify_names_the_first_difference() {
         let c = Collective::AllReduce(Op::Sum);
-        let mut d: Vec<f32> = (0..10).map(|i| expected(3, 2, c, Dtype::F32, 0, i)).collect();
+        let mut d: Vec<f32> = (0..10)
+            .map(|i| expected(3, 2, c, Dtype::F32, 0, i))
+            .collect();
         assert_eq!(verify(3, 2, c, Dtype::F32, 0, &d), Ok(()));
         d[4] += 1.0;
-        assert_eq!(verify(3, 2, c, Dtype::F32, 0, &d).map_err(|m| m.index), Err(4));
+        assert_eq!(
+            verify(3, 2, c, Dtype::F32, 0, &d).map_err(|m| m.index),
+            Err(4)
+        );
     }
 }

@@ -16,6 +16,9 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// How long a peer that saw a miner fail waits before dropping its other connections.
+const ABORT_GRACE: Duration = Duration::from_millis(200);
+
 /// A member of a job, connected to all its miners.
 #[derive(Debug)]
 pub struct Peer {
@@ -27,15 +30,26 @@ pub struct Peer {
     setup: Duration,
 }
 
-/// The first error, by how telling it is.
-struct Failure(Mutex<Option<PeerError>>);
+/// What went wrong in an operation. A reader's error is the cause (the relay's own report, or
+/// the miner gone); the first one wins, and what other threads see after it (our own abort) is
+/// noise. A writer's error is only a symptom, kept in case no reader saw anything.
+#[derive(Default)]
+struct Failure {
+    reader: Mutex<Option<PeerError>>,
+    writer: Mutex<Option<PeerError>>,
+}
 
 impl Failure {
-    fn record(&self, e: PeerError) {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if g.as_ref().is_none_or(|old| e.rank() > old.rank()) {
+    fn record(slot: &Mutex<Option<PeerError>>, e: PeerError) {
+        let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
             *g = Some(e);
         }
+    }
+
+    fn into_error(self) -> Option<PeerError> {
+        let r = self.reader.into_inner().unwrap_or_else(|p| p.into_inner());
+        r.or_else(|| self.writer.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -144,7 +158,12 @@ impl Peer {
         let result = self.run_all(data, c, seq, deadline);
         match result {
             Ok(()) => {
-                let blocks = self.conns.iter().map(|c| c.plan.blocks()).max().unwrap_or(0);
+                let blocks = self
+                    .conns
+                    .iter()
+                    .map(|c| c.plan.blocks())
+                    .max()
+                    .unwrap_or(0);
                 self.deadline.observe(blocks, started.elapsed());
                 Ok(())
             }
@@ -177,7 +196,7 @@ impl Peer {
             shards.push(head);
             rest = tail;
         }
-        let failure = Failure(Mutex::new(None));
+        let failure = Failure::default();
         let job = &self.job;
         let conns: &[Conn] = &self.conns;
         std::thread::scope(|s| {
@@ -186,13 +205,16 @@ impl Peer {
                 let failure = &failure;
                 s.spawn(move || {
                     if let Err(e) = send_shard(job, conn, shard, c, seq, tx) {
-                        failure.record(e);
+                        Failure::record(&failure.writer, e);
                     }
                 });
                 s.spawn(move || {
                     if let Err(e) = recv_shard(job, conn, c, seq, rx) {
-                        failure.record(e);
-                        // Unblock everyone else now rather than at their deadlines.
+                        Failure::record(&failure.reader, e);
+                        // Unblock everyone else now rather than at their deadlines; but first give
+                        // the other miners a moment to see the same cause themselves, or they
+                        // would report our abort instead of it to the other peers.
+                        std::thread::sleep(ABORT_GRACE);
                         for other in conns {
                             other.abort();
                         }
@@ -200,7 +222,7 @@ impl Peer {
                 });
             }
         });
-        match failure.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        match failure.into_error() {
             Some(e) => Err(e),
             None => Ok(()),
         }

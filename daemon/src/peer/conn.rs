@@ -64,12 +64,18 @@ impl Conn {
             plan,
             reader: stream,
             writer,
-            max_payload: u32::try_from(block_bytes).unwrap_or(u32::MAX).max(SMALL_FRAME),
+            max_payload: u32::try_from(block_bytes)
+                .unwrap_or(u32::MAX)
+                .max(SMALL_FRAME),
         };
         let hello = handshake::hello(&job.ticket, job.id, job.rank, shard as u32, key)?;
         let payload = hello.encode_to_vec();
         let hello_sent = Instant::now();
-        conn.send(&Header::for_payload(Kind::Hello, job.id, &payload), &payload, "joining")?;
+        conn.send(
+            &Header::for_payload(Kind::Hello, job.id, &payload),
+            &payload,
+            "joining",
+        )?;
         conn.set_deadline(wait)?;
         let h = conn.recv_header("waiting for the other peers to join")?;
         if h.kind != Kind::Welcome {
@@ -186,7 +192,11 @@ impl Conn {
     /// Says goodbye between operations, without waiting long.
     pub fn end(&mut self, job: u64) {
         let _ = self.writer.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = write_frame(&mut self.writer, &Header::for_payload(Kind::End, job, &[]), &[]);
+        let _ = write_frame(
+            &mut self.writer,
+            &Header::for_payload(Kind::End, job, &[]),
+            &[],
+        );
         let _ = self.writer.shutdown(Shutdown::Write);
     }
 }

@@ -54,8 +54,15 @@ mod tests {
         let mut d = Deadline::new(Duration::from_secs(10));
         assert_eq!(d.current(), Duration::from_secs(11));
         d.observe(10, Duration::from_millis(10));
-        assert_eq!(d.current(), Duration::from_secs(11), "fast links keep the floor");
+        assert_eq!(
+            d.current(),
+            Duration::from_secs(11),
+            "fast links keep the floor"
+        );
         d.observe(1, Duration::from_secs(5));
-        assert!(d.current() > Duration::from_secs(11), "a slow link gets more time");
+        assert!(
+            d.current() > Duration::from_secs(11),
+            "a slow link gets more time"
+        );
     }
 }

@@ -13,7 +13,11 @@ pub enum PeerError {
     #[error("rank {rank} is not in this job of {peers} peers")]
     Rank { rank: u32, peers: u32 },
     #[error("the key is {got}, but rank {rank} of the ticket is {want}")]
-    WrongKey { rank: u32, got: String, want: String },
+    WrongKey {
+        rank: u32,
+        got: String,
+        want: String,
+    },
     #[error("tensor has {got} elements, the job was made for {want}")]
     Length { got: usize, want: u64 },
     #[error("broadcast source {src} is not a rank of this job of {peers} peers")]

@@ -37,12 +37,15 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
             let why = format!("expected a handshake, got a {:?} frame", f.header.kind);
             return refuse(&mut wr, addr, &why).await;
         }
-        Ok(Some(Err(e))) => return refuse(&mut wr, addr, &format!("bad handshake frame: {e}")).await,
+        Ok(Some(Err(e))) => {
+            return refuse(&mut wr, addr, &format!("bad handshake frame: {e}")).await;
+        }
         Ok(None) => return,
         Err(_) => return refuse(&mut wr, addr, "no handshake in time").await,
     };
     let trust = &relay.options.trust;
-    let (verified, rank, shard) = match verify_hello(&hello.payload, &|a| trust.trusts(a), now_ms()) {
+    let (verified, rank, shard) = match verify_hello(&hello.payload, &|a| trust.trusts(a), now_ms())
+    {
         Ok(x) => x,
         Err(e) => return refuse(&mut wr, addr, &e.to_string()).await,
     };
@@ -81,7 +84,11 @@ async fn refuse(wr: &mut OwnedWriteHalf, addr: SocketAddr, why: &str) {
     let _ = wr.shutdown().await;
 }
 
-async fn write_error(wr: &mut (impl AsyncWrite + Unpin), job: u64, why: &str) -> std::io::Result<()> {
+async fn write_error(
+    wr: &mut (impl AsyncWrite + Unpin),
+    job: u64,
+    why: &str,
+) -> std::io::Result<()> {
     let payload = why.as_bytes();
     let h = Header::for_payload(Kind::Error, job, payload);
     write_frame(wr, &h, payload).await
@@ -128,17 +135,15 @@ async fn reader(cell: &Arc<JobCell>, rank: u32, mut framed: FramedRead<OwnedRead
             _ = cell.cancel.cancelled() => return,
         };
         match next {
-            None => {
+            // A reset or a half-sent frame is the peer going away, not a protocol breach.
+            None | Some(Err(WireError::Io(_) | WireError::Truncated)) => {
                 let f = cell.lock().machine.disconnected(rank);
                 cell.fail(f);
                 return;
             }
             Some(Err(e)) => {
-                let who = cell.lock().machine.params().peers.get(rank as usize).cloned();
-                let reason = format!(
-                    "rank {rank} ({}) broke the protocol: {e}",
-                    who.unwrap_or_default()
-                );
+                let who = cell.lock().machine.params().who(rank);
+                let reason = format!("{who} broke the protocol: {e}");
                 cell.fail(Fault {
                     reason,
                     culprit: Some(rank),
@@ -162,7 +167,10 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<Out>,
 ) {
     let (job, shard) = cell.key;
-    let dtype = cell.lock().machine.params().dtype;
+    let (dtype, who) = {
+        let g = cell.lock();
+        (g.machine.params().dtype, g.machine.params().who(rank))
+    };
     loop {
         let msg = tokio::select! {
             biased;
@@ -195,9 +203,9 @@ async fn writer(
         drop(msg);
         let why = match res {
             Ok(Ok(())) => continue,
-            Ok(Err(e)) => format!("sending to rank {rank} failed: {e}"),
+            Ok(Err(e)) => format!("{who} went away (sending to it failed: {e})"),
             Err(_) => format!(
-                "rank {rank} did not take a result within {:.1} s (it is not reading)",
+                "{who} did not take a result within {:.1} s (it is not reading)",
                 cell.deadline.as_secs_f64()
             ),
         };

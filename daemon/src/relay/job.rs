@@ -109,7 +109,11 @@ impl JobCell {
 
     /// Drops the writer queue of `rank`: its writer ends once the queue is drained.
     pub fn close_writer(&self, rank: u32) {
-        let tx = self.lock().writers.get_mut(rank as usize).and_then(Option::take);
+        let tx = self
+            .lock()
+            .writers
+            .get_mut(rank as usize)
+            .and_then(Option::take);
         drop(tx);
     }
 
@@ -145,7 +149,12 @@ impl JobCell {
         }
     }
 
-    fn dispatch(self: &Arc<Self>, g: &mut Inner, events: Vec<Event>, dropped: &mut Vec<Arc<OutBlock>>) {
+    fn dispatch(
+        self: &Arc<Self>,
+        g: &mut Inner,
+        events: Vec<Event>,
+        dropped: &mut Vec<Arc<OutBlock>>,
+    ) {
         for e in events {
             match e {
                 Event::Ready => {

@@ -45,7 +45,8 @@ impl Params {
         u64::from(self.window) * per_block + 64 * 1024
     }
 
-    fn who(&self, rank: u32) -> String {
+    /// "rank r (hotkey)", for messages.
+    pub fn who(&self, rank: u32) -> String {
         match self.peers.get(rank as usize) {
             Some(h) => format!("rank {rank} ({h})"),
             None => format!("rank {rank}"),
@@ -234,13 +235,19 @@ impl Machine {
         if h.job != self.params.job {
             return Err(fault(
                 rank,
-                format!("{who} sent a frame for job {} in job {}", h.job, self.params.job),
+                format!(
+                    "{who} sent a frame for job {} in job {}",
+                    h.job, self.params.job
+                ),
             ));
         }
         if h.shard != self.params.shard {
             return Err(fault(
                 rank,
-                format!("{who} sent shard {} to the miner of shard {}", h.shard, self.params.shard),
+                format!(
+                    "{who} sent shard {} to the miner of shard {}",
+                    h.shard, self.params.shard
+                ),
             ));
         }
         if self.left[rank as usize] {
@@ -248,9 +255,8 @@ impl Machine {
         }
         match h.kind {
             Kind::Begin => {
-                let c = Collective::decode(&frame.payload).ok_or_else(|| {
-                    fault(rank, format!("{who} sent a malformed Begin frame"))
-                })?;
+                let c = Collective::decode(&frame.payload)
+                    .ok_or_else(|| fault(rank, format!("{who} sent a malformed Begin frame")))?;
                 self.begin(rank, h.seq, c)
             }
             Kind::Data => {
@@ -274,7 +280,10 @@ impl Machine {
                     String::from_utf8_lossy(&frame.payload[..frame.payload.len().min(1024)])
                 ),
             )),
-            k => Err(fault(rank, format!("{who} sent a {k:?} frame, which peers never send"))),
+            k => Err(fault(
+                rank,
+                format!("{who} sent a {k:?} frame, which peers never send"),
+            )),
         }
     }
 
@@ -284,12 +293,18 @@ impl Machine {
         if let Collective::Broadcast { src } = c
             && src >= p
         {
-            return Err(fault(rank, format!("{who} asked for a broadcast from rank {src} of {p}")));
+            return Err(fault(
+                rank,
+                format!("{who} asked for a broadcast from rank {src} of {p}"),
+            ));
         }
         if let Some(l) = self.left.iter().position(|&l| l) {
             return Err(fault(
                 l as u32,
-                format!("{} has left the job; operation {seq} cannot run", self.params.who(l as u32)),
+                format!(
+                    "{} has left the job; operation {seq} cannot run",
+                    self.params.who(l as u32)
+                ),
             ));
         }
         let op = match &mut self.op {
@@ -297,7 +312,10 @@ impl Machine {
                 if seq != self.next_seq {
                     return Err(fault(
                         rank,
-                        format!("{who} began operation {seq}, expected operation {}", self.next_seq),
+                        format!(
+                            "{who} began operation {seq}, expected operation {}",
+                            self.next_seq
+                        ),
                     ));
                 }
                 self.op.insert(Running {
@@ -314,7 +332,10 @@ impl Machine {
                 if op.seq != seq {
                     return Err(fault(
                         rank,
-                        format!("{who} began operation {seq} while operation {} runs", op.seq),
+                        format!(
+                            "{who} began operation {seq} while operation {} runs",
+                            op.seq
+                        ),
                     ));
                 }
                 if op.collective != c {
@@ -337,15 +358,27 @@ impl Machine {
         Ok(self.maybe_done())
     }
 
-    fn data(&mut self, rank: u32, seq: u32, block: u32, payload: Bytes) -> Result<Vec<Event>, Fault> {
+    fn data(
+        &mut self,
+        rank: u32,
+        seq: u32,
+        block: u32,
+        payload: Bytes,
+    ) -> Result<Vec<Event>, Fault> {
         let p = self.params.p();
         let window = self.params.window;
         let plan = self.params.plan;
         let dt = self.params.dtype;
         let who = self.params.who(rank);
-        let Some(op) = self.op.as_mut().filter(|op| op.seq == seq && op.begun[rank as usize])
+        let Some(op) = self
+            .op
+            .as_mut()
+            .filter(|op| op.seq == seq && op.begun[rank as usize])
         else {
-            return Err(fault(rank, format!("{who} sent data for operation {seq} before beginning it")));
+            return Err(fault(
+                rank,
+                format!("{who} sent data for operation {seq} before beginning it"),
+            ));
         };
         if !op.collective.sends(rank) {
             return Err(fault(rank, format!("{who} sent data in {}", op.collective)));
@@ -362,13 +395,19 @@ impl Machine {
             ));
         }
         if block >= op.base.saturating_add(window) {
-            return Err(fault(rank, format!("{who} ran past the window at block {block}")));
+            return Err(fault(
+                rank,
+                format!("{who} ran past the window at block {block}"),
+            ));
         }
         let want = plan.block_len(block) * dt.size();
         if payload.len() != want {
             return Err(fault(
                 rank,
-                format!("{who} sent {} bytes for block {block}, expected {want}", payload.len()),
+                format!(
+                    "{who} sent {} bytes for block {block}, expected {want}",
+                    payload.len()
+                ),
             ));
         }
         op.next_block[r] += 1;
@@ -395,7 +434,10 @@ impl Machine {
                     slot.early = vec![None; p as usize];
                 }
                 slot.early[r] = Some(payload);
-                while let Some(next) = slot.early.get_mut(slot.folded as usize).and_then(Option::take)
+                while let Some(next) = slot
+                    .early
+                    .get_mut(slot.folded as usize)
+                    .and_then(Option::take)
                 {
                     fold(&mut slot.acc, next, dt);
                     slot.folded += 1;
@@ -504,7 +546,9 @@ impl Machine {
                 .join(", ")
         };
         if !self.all_joined() {
-            let missing = (0..self.params.p()).filter(|&r| !self.joined[r as usize]).collect();
+            let missing = (0..self.params.p())
+                .filter(|&r| !self.joined[r as usize])
+                .collect();
             return format!("{} did not join within {secs:.1} s", names(missing));
         }
         let Some(op) = &self.op else {

@@ -172,6 +172,33 @@ mod tests {
         assert!(matches!(err, WireError::Checksum { .. }));
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, fed in arbitrary pieces: frames or a clean error, never a panic, and
+        /// never a buffer reserved beyond the limit.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cut in 1usize..64,
+            valid_prefix in proptest::prelude::any::<bool>(),
+        ) {
+            let mut input = if valid_prefix { frame(Kind::Data, b"ok").to_vec() } else { Vec::new() };
+            input.extend_from_slice(&bytes);
+            let mut codec = FrameCodec::new(128);
+            let mut buf = BytesMut::new();
+            'feed: for piece in input.chunks(cut) {
+                buf.extend_from_slice(piece);
+                loop {
+                    match codec.decode(&mut buf) {
+                        Ok(Some(f)) => proptest::prop_assert!(f.payload.len() <= 128),
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+                proptest::prop_assert!(buf.capacity() <= 4096, "reserved {}", buf.capacity());
+            }
+        }
+    }
+
     #[test]
     fn truncation_at_eof_is_an_error() {
         let mut b = frame(Kind::Data, b"abcdef");

@@ -56,13 +56,41 @@ pub fn encode_half(src: &[f32], dtype: Dtype, dst: &mut [u16]) {
     }
 }
 
-/// Wire bytes for `src` in `dtype`, appended to `out` (whose old contents are dropped).
+/// Whether the AVX2/F16C paths can run here (tests turn them off to check the portable path).
+#[inline]
+fn simd() -> bool {
+    #[cfg(test)]
+    if tests::PORTABLE.with(|p| p.get()) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::simd::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Wire bytes for `src` in `dtype`, in `out` (whose old contents are dropped).
 pub fn encode(src: &[f32], dtype: Dtype, out: &mut Vec<u8>) {
     out.clear();
     match dtype {
         Dtype::F32 => out.extend_from_slice(f32_bytes(src)),
         Dtype::F16 | Dtype::Bf16 => {
             out.resize(src.len() * 2, 0);
+            #[cfg(target_arch = "x86_64")]
+            if simd() {
+                // SAFETY: `simd()` checked the CPU features these need.
+                unsafe {
+                    match dtype {
+                        Dtype::F16 => super::simd::encode_f16(src, out),
+                        _ => super::simd::encode_bf16(src, out),
+                    }
+                }
+                return;
+            }
             let mut tmp = [0u16; CHUNK];
             for (s, d) in src.chunks(CHUNK).zip(out.chunks_mut(CHUNK * 2)) {
                 let t = &mut tmp[..s.len()];
@@ -120,6 +148,17 @@ fn for_each_chunk(wire: &[u8], dtype: Dtype, mut f: impl FnMut(usize, &[f32])) {
 /// Decodes wire bytes into `dst` (`dst.len() * dtype.size() == wire.len()`).
 pub fn decode_into(wire: &[u8], dtype: Dtype, dst: &mut [f32]) {
     debug_assert_eq!(wire.len(), dst.len() * dtype.size());
+    #[cfg(target_arch = "x86_64")]
+    if dtype != Dtype::F32 && wire.len() == dst.len() * 2 && simd() {
+        // SAFETY: `simd()` checked the CPU features these need.
+        unsafe {
+            match dtype {
+                Dtype::F16 => super::simd::decode_f16(wire, dst),
+                _ => super::simd::decode_bf16(wire, dst),
+            }
+        }
+        return;
+    }
     for_each_chunk(wire, dtype, |at, v| {
         dst[at..at + v.len()].copy_from_slice(v)
     });
@@ -128,6 +167,17 @@ pub fn decode_into(wire: &[u8], dtype: Dtype, dst: &mut [f32]) {
 /// `acc[i] += wire[i]` in f32.
 pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
     debug_assert_eq!(wire.len(), acc.len() * dtype.size());
+    #[cfg(target_arch = "x86_64")]
+    if dtype != Dtype::F32 && wire.len() == acc.len() * 2 && simd() {
+        // SAFETY: `simd()` checked the CPU features these need.
+        unsafe {
+            match dtype {
+                Dtype::F16 => super::simd::accumulate_f16(wire, acc),
+                _ => super::simd::accumulate_bf16(wire, acc),
+            }
+        }
+        return;
+    }
     for_each_chunk(wire, dtype, |at, v| {
         for (a, x) in acc[at..at + v.len()].iter_mut().zip(v) {
             *a += *x;
@@ -148,6 +198,10 @@ pub fn round_trip(x: f32, dtype: Dtype) -> f32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    thread_local! {
+        pub static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
 
     fn specials() -> Vec<f32> {
         vec![
@@ -182,7 +236,8 @@ mod tests {
         }
 
         #[test]
-        fn roundtrips_at_any_alignment(v in proptest::collection::vec(any::<f32>(), 0..5000), off in 0usize..4) {
+        fn roundtrips_at_any_alignment(v in proptest::collection::vec(any::<f32>(), 0..5000), off in 0usize..4, portable in any::<bool>()) {
+            PORTABLE.with(|p| p.set(portable));
             for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
                 let mut wire = Vec::new();
                 encode(&v, dtype, &mut wire);

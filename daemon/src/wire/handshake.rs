@@ -132,7 +132,10 @@ pub fn verify_ticket(
         ));
     }
     if ticket.miners.len() > MAX_PARTIES {
-        return Err(malformed("ticket", format!("{} miners", ticket.miners.len())));
+        return Err(malformed(
+            "ticket",
+            format!("{} miners", ticket.miners.len()),
+        ));
     }
     let weights: Vec<u32> = ticket.miners.iter().map(|m| m.weight).collect();
     let layout = Layout::new(ticket.elements, &weights, u64::from(ticket.block_elems))?;

@@ -6,6 +6,8 @@ pub mod dtype;
 pub mod frame;
 pub mod handshake;
 pub mod io;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 pub use codec::{Frame, FrameCodec, WireError, encode_frame};
 pub use frame::{HEADER_LEN, Header, HeaderError, Kind, checksum};

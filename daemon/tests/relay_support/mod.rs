@@ -98,6 +98,8 @@ pub struct TestJob {
     pub keys: Vec<Keypair>,
 }
 
+// Every field of a ticket a test varies, spelled out at each call site.
+#[allow(clippy::too_many_arguments)]
 pub fn job(
     validator: &Keypair,
     id: u64,

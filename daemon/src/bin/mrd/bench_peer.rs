@@ -50,7 +50,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(l) => l,
             Err(_) => return Ok(ExitCode::SUCCESS),
         };
-        let cmd: Command = serde_json::from_str(&line).with_context(|| format!("command {line:?}"))?;
+        let cmd: Command =
+            serde_json::from_str(&line).with_context(|| format!("command {line:?}"))?;
         match cmd {
             Command::Connect => match Peer::connect(job.clone(), &key) {
                 Ok(p) => {

@@ -3,8 +3,8 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use figment::value::Value;
-use mapreduce::config::flags::{CommonArgs, Overrides, ServeArgs};
 use mapreduce::config::Loader;
+use mapreduce::config::flags::{CommonArgs, Overrides, ServeArgs};
 use mapreduce::relay::{Relay, RelayOptions};
 use mapreduce::wallet::Keypair;
 use std::io::Write;

@@ -51,10 +51,9 @@ fn sends(events: &[Event]) -> Vec<(u32, Vec<f32>)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Send { block, payload, .. } => Some((
-                *block,
-                bytemuck::pod_collect_to_vec::<u8, f32>(payload),
-            )),
+            Event::Send { block, payload, .. } => {
+                Some((*block, bytemuck::pod_collect_to_vec::<u8, f32>(payload)))
+            }
             _ => None,
         })
         .collect()
@@ -110,7 +109,9 @@ fn broadcast_forwards_the_source_only() {
     assert!(!m.may_read(0), "receivers wait for the operation to end");
     let ev = m.on_frame(1, data(0, 0, &[1.0, 2.0])).expect("d");
     assert!(matches!(ev[0], Event::Send { skip: Some(1), .. }));
-    let f = m.on_frame(0, data(0, 0, &[1.0, 2.0])).expect_err("not the source");
+    let f = m
+        .on_frame(0, data(0, 0, &[1.0, 2.0]))
+        .expect_err("not the source");
     assert_eq!(f.culprit, Some(0));
 }
 
@@ -119,17 +120,38 @@ fn bad_input_fails_the_job_naming_the_rank() {
     let c = Collective::AllReduce(Op::Sum);
     let cases: Vec<(Vec<(u32, Frame)>, &str)> = vec![
         (vec![(0, data(0, 0, &[1.0]))], "before beginning"),
-        (vec![(0, begin(0, c)), (0, data(0, 1, &[1.0]))], "expected block 0"),
-        (vec![(0, begin(0, c)), (0, data(0, 0, &[1.0, 2.0, 3.0]))], "bytes for block 0"),
         (
-            vec![(0, begin(0, c)), (0, frame(Kind::Data, 0, 0, Some(Dtype::F16), vec![0; 4]))],
+            vec![(0, begin(0, c)), (0, data(0, 1, &[1.0]))],
+            "expected block 0",
+        ),
+        (
+            vec![(0, begin(0, c)), (0, data(0, 0, &[1.0, 2.0, 3.0]))],
+            "bytes for block 0",
+        ),
+        (
+            vec![
+                (0, begin(0, c)),
+                (0, frame(Kind::Data, 0, 0, Some(Dtype::F16), vec![0; 4])),
+            ],
             "dtype",
         ),
-        (vec![(0, begin(0, c)), (1, begin(0, Collective::AllReduce(Op::Avg)))], "disagree"),
+        (
+            vec![
+                (0, begin(0, c)),
+                (1, begin(0, Collective::AllReduce(Op::Avg))),
+            ],
+            "disagree",
+        ),
         (vec![(0, begin(0, c)), (0, begin(0, c))], "twice"),
         (vec![(1, begin(5, c))], "expected operation 0"),
-        (vec![(0, frame(Kind::Welcome, 0, 0, None, vec![]))], "never send"),
-        (vec![(0, begin(0, c)), (0, frame(Kind::End, 0, 0, None, vec![]))], "left during"),
+        (
+            vec![(0, frame(Kind::Welcome, 0, 0, None, vec![]))],
+            "never send",
+        ),
+        (
+            vec![(0, begin(0, c)), (0, frame(Kind::End, 0, 0, None, vec![]))],
+            "left during",
+        ),
     ];
     for (frames, want) in cases {
         let mut m = Machine::new(params(2, 2, 2, Dtype::F32, 4));
@@ -142,14 +164,26 @@ fn bad_input_fails_the_job_naming_the_rank() {
             }
         }
         let e = err.expect(want);
-        assert!(e.reason.contains(want), "{:?} should contain {want:?}", e.reason);
+        assert!(
+            e.reason.contains(want),
+            "{:?} should contain {want:?}",
+            e.reason
+        );
         assert!(e.reason.contains("peer"), "names the peer: {}", e.reason);
         assert!(m.failed().is_some());
-        assert!(m.on_frame(0, begin(0, c)).is_err(), "a failed job stays failed");
+        assert!(
+            m.on_frame(0, begin(0, c)).is_err(),
+            "a failed job stays failed"
+        );
     }
     let mut m = Machine::new(params(2, 2, 2, Dtype::F32, 4));
     m.join(0).expect("join");
-    assert!(m.join(0).expect_err("dup").reason.contains("duplicate rank"));
+    assert!(
+        m.join(0)
+            .expect_err("dup")
+            .reason
+            .contains("duplicate rank")
+    );
 }
 
 #[test]
@@ -159,9 +193,16 @@ fn leaving_between_operations_finishes_the_job() {
     let c = Collective::AllReduce(Op::Sum);
     m.on_frame(0, begin(0, c)).expect("begin");
     let ev = m.on_frame(1, begin(0, c)).expect("begin");
-    assert_eq!(ev, vec![Event::OpDone { seq: 0 }], "an empty shard is done at once");
-    m.on_frame(0, frame(Kind::End, 0, 0, None, vec![])).expect("end");
-    let ev = m.on_frame(1, frame(Kind::End, 0, 0, None, vec![])).expect("end");
+    assert_eq!(
+        ev,
+        vec![Event::OpDone { seq: 0 }],
+        "an empty shard is done at once"
+    );
+    m.on_frame(0, frame(Kind::End, 0, 0, None, vec![]))
+        .expect("end");
+    let ev = m
+        .on_frame(1, frame(Kind::End, 0, 0, None, vec![]))
+        .expect("end");
     assert_eq!(ev, vec![Event::Finished]);
 }
 
