@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark, all in one run on 127.0.0.1: the loopback ceiling (iperf3, 3 parallel
+# streams), the gloo baselines (the original's topology and plain ring, gloo_baseline.py), and
+# `mrctl bench local` in f32, f16 and bf16; prints a markdown table of figures and ratios.
+#
+#   scripts/bench/compare.sh                 # P=3, M=3, D=100 MiB, 5 reps
+#   PEERS=4 MIB=16 REPS=5 scripts/bench/compare.sh
+#   EXTRA=1 scripts/bench/compare.sh         # also D=16 MiB and 1 GiB, P=2 and P=4
+#
+# Needs iperf3 (installed from Debian if missing) and torch (`pip install torch`). A benchmark,
+# not a test: figures depend on the machine and on what else runs; compare ratios within one run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PEERS=${PEERS:-3}
+MIB=${MIB:-100}
+REPS=${REPS:-5}
+EXTRA=${EXTRA:-0}
+OUT=${OUT:-$(mktemp -d)}
+TARGET=${CARGO_TARGET_DIR:-target}
+mkdir -p "$OUT"
+
+if ! command -v iperf3 >/dev/null; then
+    echo "==> installing iperf3" >&2
+    apt-get install -y iperf3 >/dev/null
+fi
+python3 -c "import torch" 2>/dev/null || { echo "gloo_baseline.py needs torch: pip install torch" >&2; exit 1; }
+
+echo "==> building (release)" >&2
+cargo build --release -q -p mapreduce -p mrctl
+MRCTL="$TARGET/release/mrctl"
+
+iperf() {
+    local port=$((20000 + RANDOM % 20000))
+    iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+    local pid=$!
+    sleep 0.5
+    iperf3 -c 127.0.0.1 -p "$port" -P 3 -t 5 -J >"$1"
+    wait "$pid" || true
+}
+
+mr() { # name peers mib dtype
+    echo "==> mrctl bench local P=$2 D=$3 MiB $4" >&2
+    "$MRCTL" bench local --peers "$2" --miners "$2" --mib "$3" --dtype "$4" --reps "$REPS" --json >"$OUT/$1.json"
+}
+
+gloo() { # name peers mib [args]
+    echo "==> gloo baselines P=$2 D=$3 MiB" >&2
+    python3 scripts/bench/gloo_baseline.py --peers "$2" --mib "$3" --reps "$REPS" "${@:4}" >"$OUT/$1.json" 2>"$OUT/$1.err"
+}
+
+echo "==> iperf3, 3 parallel streams on 127.0.0.1" >&2
+iperf "$OUT/iperf.json"
+gloo gloo "$PEERS" "$MIB"
+mr mr_f32 "$PEERS" "$MIB" f32
+mr mr_f16 "$PEERS" "$MIB" f16
+mr mr_bf16 "$PEERS" "$MIB" bf16
+if [ "$EXTRA" = 1 ]; then
+    gloo gloo_16 "$PEERS" 16
+    mr mr_16 "$PEERS" 16 f32
+    mr mr_1024 "$PEERS" 1024 f32
+    for p in 2 4; do
+        gloo "gloo_p$p" "$p" "$MIB"
+        mr "mr_p$p" "$p" "$MIB" f32
+    done
+fi
+echo "==> results in $OUT" >&2
+python3 scripts/bench/summarize.py "$OUT" "$PEERS" "$MIB"

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Turns compare.sh's JSON files into a markdown table of figures and ratios against the targets."""
+
+import json
+import os
+import sys
+
+
+def load(d, name):
+    p = os.path.join(d, name + ".json")
+    return json.load(open(p)) if os.path.exists(p) else None
+
+
+def op(mr, name):
+    return next(o for o in mr["ops"] if o["op"].startswith(name))
+
+
+def row(cells):
+    print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def main():
+    d, peers, mib = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    iperf = load(d, "iperf")
+    agg = iperf["end"]["sum_received"]["bits_per_second"] / 8 / 1e6  # MB/s
+    gloo = load(d, "gloo")
+    f32, f16, bf16 = load(d, "mr_f32"), load(d, "mr_f16"), load(d, "mr_bf16")
+    topo = gloo["topology"]["all_reduce"]["mb_per_s_per_peer"]
+    ring = gloo["ring"]["all_reduce"]["mb_per_s_per_peer"]
+    ours = op(f32, "all_reduce")
+    ours_mb = ours["mb_per_s_per_peer"]
+    tensor_mb = mib * 1024 * 1024 / 1e6
+    ceiling_frac = (2 * peers * tensor_mb / ours["median_s"]) / agg
+
+    print(f"P={peers} peers, M={peers} miners, D={mib:g} MiB f32, medians of {f32['reps']} after {f32['warmup']} warm-up;"
+          f" MB = 10^6 bytes of the f32 tensor per second per peer.\n")
+    row(["measure", "figure", "ratio", "target", ""])
+    row(["---"] * 5)
+    row(["iperf3 loopback, 3 parallel streams (aggregate)", f"{agg:.0f} MB/s", "", "", ""])
+    row(["relay ceiling per peer (aggregate / 2P)", f"{agg / (2 * peers):.0f} MB/s", "", "", ""])
+    row(["gloo, original topology, all_reduce", f"{topo:.1f} MB/s", "", "", ""])
+    row(["gloo, plain ring, all_reduce", f"{ring:.1f} MB/s", "", "", ""])
+    row(["ours f32 all_reduce", f"{ours_mb:.1f} MB/s", f"{ours_mb / topo:.2f}x topology", ">= 2.0x", verdict(ours_mb / topo >= 2.0)])
+    row(["", "", f"{ours_mb / ring:.2f}x ring", ">= 0.7x", verdict(ours_mb / ring >= 0.7)])
+    row(["", "", f"{ceiling_frac:.2f} of loopback ceiling", ">= 0.85 (aim)", verdict(ceiling_frac >= 0.85)])
+    for name, mr in (("f16", f16), ("bf16", bf16)):
+        o = op(mr, "all_reduce")["mb_per_s_per_peer"]
+        row([f"ours {name} wire all_reduce", f"{o:.1f} MB/s", f"{o / ours_mb:.2f}x our f32", ">= 1.6x", verdict(o / ours_mb >= 1.6)])
+        row(["", "", f"{o / ring:.2f}x ring (f32)", ">= 1.1x", verdict(o / ring >= 1.1)])
+    gb_topo = gloo["topology"]["broadcast"]["mb_per_s_per_peer"]
+    gb_ring = gloo["ring"]["broadcast"]["mb_per_s_per_peer"]
+    ob = op(f32, "broadcast")["mb_per_s_per_peer"]
+    row(["broadcast f32: ours / gloo topology / gloo ring", f"{ob:.0f} / {gb_topo:.0f} / {gb_ring:.0f} MB/s",
+         f"{ob / gb_topo:.2f}x topology, {ob / gb_ring:.2f}x ring", "", ""])
+    rss = max(m["relay_peak_rss_mib"] for m in (f32, f16, bf16))
+    row(["relay peak RSS (VmHWM), D = {:g} MiB".format(mib), f"{rss:.1f} MiB", "", "<= 64 MiB", verdict(rss <= 64)])
+    big = load(d, "mr_1024")
+    if big:
+        row(["relay peak RSS (VmHWM), D = 1 GiB", f"{big['relay_peak_rss_mib']:.1f} MiB", "", "<= 64 MiB", verdict(big["relay_peak_rss_mib"] <= 64)])
+    prss = f32["peer_peak_rss_mib"]
+    row(["peer peak RSS", f"{prss:.1f} MiB", f"tensor + {prss - mib:.1f} MiB", "<= tensor + 32 MiB", verdict(prss <= mib + 32)])
+    setup = max(m["setup_ms"] for m in (f32, f16, bf16))
+    row(["job set-up, first frame sent to last handshake accepted", f"{setup:.1f} ms", "", "<= 50 ms", verdict(setup <= 50)])
+    row(["gloo rendezvous (topology / ring)", f"{gloo['topology']['rendezvous_s'] * 1e3:.0f} / {gloo['ring']['rendezvous_s'] * 1e3:.0f} ms", "", "", ""])
+    row(["gloo miner process peak RSS", f"{gloo['topology']['miner_rss_mib']:.0f} MiB", "", "", ""])
+    checks = [o["check"] for m in (f32, f16, bf16) for o in m["ops"]]
+    row(["every result checked bit for bit", "exact" if all(c == "exact" for c in checks) else "; ".join(checks), "", "exact", verdict(all(c == "exact" for c in checks))])
+
+    extra = [(n, load(d, "mr_" + n), load(d, "gloo_" + n)) for n in ("16", "1024", "p2", "p4")]
+    if any(m for _, m, _ in extra):
+        print("\nOther sizes (f32 all_reduce, MB/s per peer; gloo not run at 1 GiB):\n")
+        row(["case", "ours", "gloo topology", "gloo ring", "ours / topology", "ours / ring", "relay RSS", "check"])
+        row(["---"] * 8)
+        for n, m, g in extra:
+            if not m:
+                continue
+            o = op(m, "all_reduce")
+            label = {"16": f"D = 16 MiB, P={peers}", "1024": f"D = 1 GiB, P={peers}", "p2": f"P = 2, D = {mib:g} MiB", "p4": f"P = 4, D = {mib:g} MiB"}[n]
+            t = g["topology"]["all_reduce"]["mb_per_s_per_peer"] if g else None
+            r = g["ring"]["all_reduce"]["mb_per_s_per_peer"] if g else None
+            row([label, f"{o['mb_per_s_per_peer']:.1f}", f"{t:.1f}" if t else "-", f"{r:.1f}" if r else "-",
+                 f"{o['mb_per_s_per_peer'] / t:.2f}x" if t else "-", f"{o['mb_per_s_per_peer'] / r:.2f}x" if r else "-",
+                 f"{m['relay_peak_rss_mib']:.1f} MiB", o["check"]])
+
+
+if __name__ == "__main__":
+    main()
