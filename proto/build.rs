@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["mapreduce/v1/common.proto", "mapreduce/v1/ticket.proto"];
+const PROTOS: &[&str] = &[
+    "mapreduce/v1/common.proto",
+    "mapreduce/v1/ticket.proto",
+    "mapreduce/v1/control.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");

@@ -5,9 +5,11 @@
 
 pub mod chain;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod logging;
 pub mod peer;
 pub mod relay;
+pub mod validator;
 pub mod wallet;
 pub mod wire;

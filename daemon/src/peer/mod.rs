@@ -22,7 +22,9 @@ pub mod conn;
 pub mod deadline;
 pub mod error;
 pub mod job;
+pub mod session;
 
 pub use collective::Peer;
 pub use error::PeerError;
 pub use job::Job;
+pub use session::{Session, SessionError, SessionOptions, ValidatorAddr};
