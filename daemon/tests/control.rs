@@ -419,6 +419,7 @@ async fn start_validator(
             block_elems: 64 * 1024,
             miner_timeout: T,
             max_world_size: 64,
+            miners_per_job: 0,
         },
     );
     let layer = auth(

@@ -140,6 +140,12 @@ pub struct AxonConfig {
     pub external_ip: Option<IpAddr>,
     /// Port advertised with serve_axon; `port` when unset.
     pub external_port: Option<u16>,
+    /// Largest signed request body accepted, in KiB.
+    pub max_request_kib: u32,
+    /// Calls per second allowed per caller hotkey.
+    pub rate_per_sec: f64,
+    /// Calls a hotkey may make at once before the rate applies.
+    pub rate_burst: u32,
 }
 
 impl Default for AxonConfig {
@@ -149,6 +155,9 @@ impl Default for AxonConfig {
             ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             external_ip: None,
             external_port: None,
+            max_request_kib: 1024,
+            rate_per_sec: 20.0,
+            rate_burst: 40,
         }
     }
 }
@@ -191,12 +200,15 @@ impl Default for RelayConfig {
 pub struct MinerConfig {
     /// Stake (in TAO) a validator needs before this miner takes its requests (the original used 3000).
     pub min_validator_stake: f64,
+    /// Seconds an accepted job's reservation lives unless released before (the original's session_time).
+    pub session_time_secs: u64,
 }
 
 impl Default for MinerConfig {
     fn default() -> Self {
         MinerConfig {
             min_validator_stake: 3000.0,
+            session_time_secs: 300,
         }
     }
 }
@@ -213,6 +225,16 @@ pub struct ValidatorConfig {
     pub sample_rate: f64,
     /// Largest tensor a job may carry, in MiB (the original's `max_bandwidth`, 10 GiB).
     pub max_job_mib: u64,
+    /// Blocks between metagraph syncs (and miner status polls).
+    pub sync_interval_blocks: u64,
+    /// Seconds a miner has to answer a status poll or a job request.
+    pub miner_timeout_secs: u64,
+    /// Miners per job; 0 means one per peer, as the original did.
+    pub miners_per_job: u32,
+    /// Seconds a job (and its ticket) lives.
+    pub job_ttl_secs: u64,
+    /// SQLite database of miners and jobs; `~/.mapreduce/validator-<hotkey ss58>.sqlite` when unset.
+    pub db: Option<PathBuf>,
 }
 
 impl Default for ValidatorConfig {
@@ -222,6 +244,11 @@ impl Default for ValidatorConfig {
             benchmark_hotkeys: Vec::new(),
             sample_rate: 0.01,
             max_job_mib: 10 * 1024,
+            sync_interval_blocks: 10,
+            miner_timeout_secs: 5,
+            miners_per_job: 0,
+            job_ttl_secs: 300,
+            db: None,
         }
     }
 }

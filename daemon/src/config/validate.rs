@@ -123,6 +123,51 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ));
     }
 
+    in_range(
+        &mut out,
+        "miner.session_time_secs",
+        c.miner.session_time_secs,
+        10,
+        86_400,
+    );
+    in_range(
+        &mut out,
+        "axon.max_request_kib",
+        c.axon.max_request_kib,
+        1,
+        65_536,
+    );
+    in_range(&mut out, "axon.rate_burst", c.axon.rate_burst, 1, 1_000_000);
+    let per_sec = c.axon.rate_per_sec;
+    if !(per_sec.is_finite() && per_sec > 0.0) {
+        out.push(problem(
+            "axon.rate_per_sec",
+            per_sec,
+            "calls per second above 0, e.g. 20",
+        ));
+    }
+    in_range(
+        &mut out,
+        "validator.sync_interval_blocks",
+        c.validator.sync_interval_blocks,
+        1,
+        100_000,
+    );
+    in_range(
+        &mut out,
+        "validator.miner_timeout_secs",
+        c.validator.miner_timeout_secs,
+        1,
+        300,
+    );
+    in_range(
+        &mut out,
+        "validator.job_ttl_secs",
+        c.validator.job_ttl_secs,
+        10,
+        86_400,
+    );
+
     let rate = c.validator.sample_rate;
     if !(rate > 0.0 && rate <= 1.0) {
         out.push(problem(

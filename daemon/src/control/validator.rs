@@ -37,6 +37,8 @@ pub struct ValidatorOptions {
     pub miner_timeout: Duration,
     /// Most peers in one job.
     pub max_world_size: u32,
+    /// Miners per job when the request leaves it at 0; 0 here too means one per peer.
+    pub miners_per_job: u32,
 }
 
 pub struct ValidatorState {
@@ -288,10 +290,10 @@ impl Validator for ValidatorService {
             peers,
             elements: r.elements,
             dtype: r.dtype,
-            miners_wanted: if r.miners == 0 {
-                r.world_size
-            } else {
-                r.miners
+            miners_wanted: match (r.miners, s.options.miners_per_job) {
+                (0, 0) => r.world_size,
+                (0, m) => m,
+                (m, _) => m,
             },
             ticket: None,
             miners: Vec::new(),

@@ -2,7 +2,10 @@
 
 mod bench_peer;
 mod config_cmd;
+mod miner_cmd;
+mod node;
 mod relay_cmd;
+mod validator_cmd;
 
 use clap::{Parser, Subcommand};
 use mapreduce::config::flags::{CommonArgs, ServeArgs};
@@ -31,6 +34,10 @@ enum Command {
     Config(config_cmd::ConfigCmd),
     /// Run a standalone data-plane relay (the miner's data plane, trusting validators from config).
     Relay(relay_cmd::RelayArgs),
+    /// Run a miner: relay (data plane) and miner service on the axon port; SIGTERM drains.
+    Miner(miner_cmd::MinerArgs),
+    /// Run a validator: metagraph sync, miner polls, jobs for training peers (SQLite state).
+    Validator(validator_cmd::ValidatorArgs),
     /// One peer process of `mrctl bench local`, driven over stdin/stdout.
     #[command(hide = true)]
     BenchPeer,
@@ -41,6 +48,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd, &cli.common, &cli.serve),
         Command::Relay(args) => relay_cmd::run(args, &cli.common, &cli.serve),
+        Command::Miner(args) => miner_cmd::run(args, &cli.common, &cli.serve),
+        Command::Validator(args) => validator_cmd::run(args, &cli.common, &cli.serve),
         Command::BenchPeer => bench_peer::run(),
     };
     match result {

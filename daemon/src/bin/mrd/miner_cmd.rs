@@ -1,0 +1,124 @@
+//! `mrd miner`: relay (data plane) + miner service (control plane) on the axon port.
+//! SIGTERM / Ctrl-C drain: running jobs finish, no new ones are accepted, then exit 0.
+
+use crate::node;
+use anyhow::Context;
+use clap::Args;
+use mapreduce::config::flags::{CommonArgs, ServeArgs};
+use mapreduce::control::auth::Admission;
+use mapreduce::control::miner::{MinerService, MinerState};
+use mapreduce::control::server::serve_miner;
+use mapreduce::relay::{Relay, RelayOptions, Trust};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct MinerArgs {
+    /// Start already draining: serve only jobs accepted before (for a restart that must not take work).
+    #[arg(long)]
+    pub drain: bool,
+    /// Longest wait for running jobs when draining, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub drain_timeout_secs: u64,
+}
+
+pub fn run(args: MinerArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = node::load(common, serve)?;
+    let _log = mapreduce::logging::init(&config.logging, "miner")?;
+    node::runtime()?.block_on(main(args, config))
+}
+
+async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
+    let node = node::start(config, "miner").await?;
+    let cfg = &node.config;
+    let min_stake = cfg.miner.min_validator_stake;
+    // Validators whose tickets the relay serves: configured ones, and every registered hotkey
+    // with the stake floor (a validator permit too when the floor is above 0).
+    let mut trusted: Vec<String> = cfg.relay.trust.clone();
+    if let Some(m) = node.registry.get() {
+        trusted.extend(
+            m.neurons
+                .iter()
+                .filter(|n| {
+                    let stake = n.alpha_stake.as_tao() + n.tao_stake.as_tao();
+                    stake >= min_stake && (min_stake <= 0.0 || n.validator_permit)
+                })
+                .map(|n| n.hotkey.clone()),
+        );
+    }
+    let mut options = RelayOptions::from_config(&cfg.relay);
+    options.trust = Trust::new(trusted);
+    let relay_bind = SocketAddr::new(cfg.relay.ip, cfg.relay.port);
+    let relay_listener = tokio::net::TcpListener::bind(relay_bind)
+        .await
+        .with_context(|| format!("binding the relay port {relay_bind}"))?;
+    let relay_port = relay_listener.local_addr()?.port();
+    let relay_ip: IpAddr = cfg
+        .relay
+        .external_ip
+        .or_else(|| node::external_ip(cfg))
+        .unwrap_or(cfg.relay.ip);
+    let relay_address = SocketAddr::new(relay_ip, relay_port).to_string();
+    let relay = Relay::new(options);
+    tokio::spawn(Arc::clone(&relay).serve(relay_listener));
+
+    let axon = node::bind_axon(cfg).await?;
+    let axon_addr = axon.local_addr()?;
+    node::serve_axon(&node, axon_addr).await?;
+
+    let state = MinerState::new(
+        node.key.ss58_address().to_string(),
+        relay,
+        relay_address.clone(),
+        Duration::from_secs(cfg.miner.session_time_secs),
+    );
+    state.spawn_sweeper();
+    if args.drain {
+        state.drain();
+    }
+    let layer = node::auth_layer(
+        &node,
+        Admission::Registered {
+            min_stake_tao: min_stake,
+        },
+        "miner",
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_miner(
+        axon,
+        layer,
+        MinerService {
+            state: Arc::clone(&state),
+        },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    // The line scripts and tests wait for.
+    println!(
+        "miner ready: hotkey {} uid {} axon {axon_addr} relay {relay_address}",
+        node.key.ss58_address(),
+        node.uid
+    );
+    std::io::stdout().flush().context("stdout")?;
+
+    let every = Duration::from_secs(12 * cfg.validator.sync_interval_blocks.max(1));
+    tokio::select! {
+        _ = node::metagraph_sync(&node, every, |_| {}) => {}
+        _ = node::shutdown_signal() => {}
+    }
+    state.drain();
+    tracing::info!(jobs = state.jobs_running(), "draining");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.drain_timeout_secs);
+    while state.jobs_running() > 0 && tokio::time::Instant::now() < deadline {
+        state.sweep();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

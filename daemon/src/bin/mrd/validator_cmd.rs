@@ -1,0 +1,116 @@
+//! `mrd validator`: syncs the metagraph, polls miners, serves jobs to training peers; its state
+//! lives in SQLite so a restart (even kill -9) resumes with the same view.
+
+use crate::node;
+use anyhow::Context;
+use clap::Args;
+use mapreduce::config::flags::{CommonArgs, ServeArgs};
+use mapreduce::control::auth::Admission;
+use mapreduce::control::server::serve_validator;
+use mapreduce::control::validator::{ValidatorOptions, ValidatorService, ValidatorState};
+use mapreduce::validator::Store;
+use mapreduce::validator::sync::poll_miners;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ValidatorArgs {}
+
+pub fn run(
+    _args: ValidatorArgs,
+    common: &CommonArgs,
+    serve: &ServeArgs,
+) -> anyhow::Result<ExitCode> {
+    let config = node::load(common, serve)?;
+    let _log = mapreduce::logging::init(&config.logging, "validator")?;
+    node::runtime()?.block_on(main(config))
+}
+
+fn db_path(config: &mapreduce::config::Config, ss58: &str) -> anyhow::Result<PathBuf> {
+    let path = match &config.validator.db {
+        Some(p) => mapreduce::wallet::expand_tilde(p),
+        None => dirs::home_dir()
+            .context("no home directory: set validator.db")?
+            .join(".mapreduce")
+            .join(format!("validator-{ss58}.sqlite")),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(path)
+}
+
+async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
+    let node = node::start(config, "validator").await?;
+    let cfg = &node.config;
+    let path = db_path(cfg, node.key.ss58_address())?;
+    let store = Arc::new(Store::open(&path)?);
+    let timeout = Duration::from_secs(cfg.validator.miner_timeout_secs);
+
+    // First view of the miners before answering anyone.
+    if let Some(m) = node.registry.get() {
+        let n = poll_miners(&node.key, &m, &store, timeout).await?;
+        tracing::info!(answered = n, "miners polled");
+    }
+    let every = Duration::from_secs(12 * cfg.validator.sync_interval_blocks.max(1));
+    let axon = node::bind_axon(cfg).await?;
+    let axon_addr = axon.local_addr()?;
+    node::serve_axon(&node, axon_addr).await?;
+    let state = ValidatorState::new(
+        Arc::clone(&node.key),
+        Arc::clone(&store),
+        ValidatorOptions {
+            session_time: Duration::from_secs(cfg.validator.job_ttl_secs),
+            max_job_bytes: cfg.validator.max_job_mib.saturating_mul(1024 * 1024),
+            block_elems: cfg.relay.block_kib.saturating_mul(1024) / 4,
+            miner_timeout: timeout,
+            max_world_size: 1024,
+            miners_per_job: cfg.validator.miners_per_job,
+        },
+    );
+    let layer = node::auth_layer(
+        &node,
+        Admission::Clients {
+            allow: cfg.validator.clients.clone(),
+        },
+        "validator",
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_validator(
+        axon,
+        layer,
+        ValidatorService { state },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    println!(
+        "validator ready: hotkey {} uid {} axon {axon_addr} db {}",
+        node.key.ss58_address(),
+        node.uid,
+        path.display()
+    );
+    std::io::stdout().flush().context("stdout")?;
+    let on_sync = {
+        let key = Arc::clone(&node.key);
+        let store = Arc::clone(&store);
+        move |m: Arc<mapreduce::chain::Metagraph>| {
+            let (key, store) = (Arc::clone(&key), Arc::clone(&store));
+            tokio::spawn(async move {
+                if let Err(e) = poll_miners(&key, &m, &store, timeout).await {
+                    tracing::warn!("polling miners: {e}");
+                }
+            });
+        }
+    };
+    tokio::select! {
+        _ = node::metagraph_sync(&node, every, on_sync) => {}
+        _ = node::shutdown_signal() => {}
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,361 @@
+//! Acceptance of the daemons, all real processes: the subtensor runtime under chopsticks,
+//! `mrd validator` on 127.0.0.5 and three `mrd miner`s on 127.0.0.2-4 (registered, axons served
+//! on chain), three peers that rendezvous through the validator and all_reduce, the job `done`
+//! in the validator's SQLite; then kill -9 the validator, restart it, and the first job still
+//! answers `done` while a second job runs. Every child is killed by pid when the test ends.
+
+use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
+use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
+use mapreduce::control::connect;
+use mapreduce::core::{Collective, Dtype, Op, Version};
+use mapreduce::peer::{Session, SessionOptions, ValidatorAddr, check};
+use mapreduce::validator::Store;
+use mapreduce::wallet::{Keypair, Wallet};
+use mr_proto::v1::validator_client::ValidatorClient;
+use mr_proto::v1::{JobState, JobStatusRequest};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Tensor per peer: 64 MiB of f32.
+const ELEMENTS: u64 = 16 << 20;
+
+/// A child killed (SIGKILL) and reaped when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Waits for a stdout line starting with `prefix`; panics with the stderr file on timeout.
+    fn wait_line(&mut self, prefix: &str, log: &Path) -> String {
+        let end = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < end {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(st)) = self.child.try_wait() {
+                        panic!(
+                            "{prefix}: exited {st}: {}",
+                            std::fs::read_to_string(log).unwrap_or_default()
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    panic!(
+                        "{prefix}: stdout closed: {}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        panic!(
+            "no {prefix:?} line in 120 s: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
+fn spawn_mrd(home: &Path, config: &Path, role: &str, log: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mrd"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("RUST_LOG", "info")
+        .arg("--config")
+        .arg(config)
+        .arg(role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn mrd");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { child, lines }
+}
+
+/// "... axon 127.0.0.5:4321 ..." → "127.0.0.5:4321".
+fn field(line: &str, name: &str) -> String {
+    let mut it = line.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == name {
+            return it.next().expect("value").to_string();
+        }
+    }
+    panic!("no {name} in {line:?}")
+}
+
+fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        r#"netuid = {netuid}
+[wallet]
+name = "{name}"
+hotkey = "default"
+path = "{wallets}"
+[subtensor]
+network = "local"
+chain_endpoint = "{ws}"
+[axon]
+ip = "{ip}"
+port = 0
+[relay]
+ip = "{ip}"
+port = 0
+window_blocks = 4
+[miner]
+min_validator_stake = 0.0
+[validator]
+clients = ["*"]
+sync_interval_blocks = 1
+db = "{db}"
+{extra}
+"#,
+        wallets = dir.join("wallets").display(),
+        db = dir.join("validator.sqlite").display(),
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn run_job(addr: &ValidatorAddr, peers: &[Keypair], name: &str, elements: u64, seed: u64) -> u64 {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = peers
+            .iter()
+            .enumerate()
+            .map(|(rank, k)| {
+                s.spawn(move || {
+                    let rank = rank as u32;
+                    let p = peers.len() as u32;
+                    let mut sess = Session::init(
+                        addr,
+                        k,
+                        p,
+                        rank,
+                        name,
+                        elements,
+                        Dtype::F32,
+                        SessionOptions::default(),
+                    )
+                    .unwrap_or_else(|e| panic!("rank {rank} init: {e}"));
+                    let mut data = vec![0f32; elements as usize];
+                    check::fill(seed, rank, &mut data);
+                    sess.all_reduce(&mut data, Op::Sum)
+                        .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
+                    check::verify(
+                        seed,
+                        p,
+                        Collective::AllReduce(Op::Sum),
+                        Dtype::F32,
+                        rank,
+                        &data,
+                    )
+                    .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
+                    let id = sess.job_id();
+                    sess.close();
+                    id
+                })
+            })
+            .collect();
+        let ids: Vec<u64> = hs.into_iter().map(|h| h.join().expect("peer")).collect();
+        assert!(ids.iter().all(|&i| i == ids[0]), "{ids:?}");
+        ids[0]
+    })
+}
+
+struct Step(Instant);
+impl Step {
+    fn done(&mut self, what: &str) {
+        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
+    let mut t = Step(Instant::now());
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let chain = tokio::task::spawn_blocking(|| {
+        let mut o = DevChainOptions::new().expect("spec");
+        o.install = true;
+        DevChain::start(o).expect("chopsticks")
+    })
+    .await
+    .expect("join");
+    let ws = chain.ws_url();
+    let mut o = ChainOptions::new(ws.clone());
+    o.watchdog = None;
+    o.call_timeout = Duration::from_secs(60);
+    o.inclusion_timeout = Duration::from_secs(60);
+    let client = ChainClient::connect(o).await.expect("connect");
+    t.done(&format!("chopsticks at {ws}"));
+
+    let alice = ChainSigner::dev("Alice").expect("alice");
+    let owner = Keypair::generate(12).expect("owner");
+    let netuid = create_dev_subnet(
+        &client,
+        &alice,
+        &owner.public_key(),
+        &DevSubnetParams::default(),
+    )
+    .await
+    .expect("subnet");
+    let wallets = dir.path().join("wallets");
+    let names = ["validator", "miner1", "miner2", "miner3"];
+    let mut keys = Vec::new();
+    for name in names {
+        let w = Wallet::new(&wallets, name, "default");
+        let k = w.create_hotkey(12, false).expect("hotkey");
+        client
+            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
+            .await
+            .expect("fund");
+        client
+            .burned_register(&alice, netuid, &k.public_key())
+            .await
+            .expect("register");
+        keys.push(k);
+    }
+    t.done(&format!("subnet {netuid}: 4 hotkeys funded and registered"));
+
+    // An unregistered hotkey is refused at start with the command that fixes it.
+    let w = Wallet::new(&wallets, "stranger", "default");
+    w.create_hotkey(12, false).expect("hotkey");
+    let cfg = write_config(dir.path(), "stranger", netuid, &ws, "127.0.0.9", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_mrd"))
+        .env_clear()
+        .env("HOME", &home)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("miner")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "mrctl register --netuid {netuid} --wallet.name stranger"
+        )),
+        "{err}"
+    );
+    t.done("unregistered miner refused to start");
+
+    let mut miners = Vec::new();
+    for (i, name) in names.iter().enumerate().skip(1) {
+        let ip = format!("127.0.0.{}", i + 1);
+        let cfg = write_config(dir.path(), name, netuid, &ws, &ip, "");
+        let log = dir.path().join(format!("{name}.log"));
+        let mut p = spawn_mrd(&home, &cfg, "miner", &log);
+        let line = p.wait_line("miner ready", &log);
+        println!("{line}");
+        miners.push(p);
+    }
+    t.done("3 miners ready");
+
+    let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", "");
+    let vlog = dir.path().join("validator.log");
+    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
+    let line = validator.wait_line("validator ready", &vlog);
+    println!("{line}");
+    let addr = ValidatorAddr {
+        endpoint: field(&line, "axon"),
+        hotkey: keys[0].ss58_address().to_string(),
+    };
+    t.done("validator ready (miners polled)");
+
+    let peers: Vec<Keypair> = (0..3)
+        .map(|_| Keypair::generate(12).expect("peer"))
+        .collect();
+    let job1 = tokio::task::spawn_blocking({
+        let (addr, peers) = (addr.clone(), peers.clone());
+        move || run_job(&addr, &peers, "acceptance-1", ELEMENTS, 5)
+    })
+    .await
+    .expect("job 1");
+    t.done(&format!(
+        "job {job1}: 3 peers all_reduced {} MiB each, results exact",
+        (ELEMENTS * 4) >> 20
+    ));
+    {
+        let store = Store::open(&dir.path().join("validator.sqlite")).expect("db");
+        let row = store.job(job1).expect("read").expect("row");
+        assert_eq!(row.state, JobState::Done as i32, "{row:?}");
+        assert_eq!(row.miners.len(), 3);
+    }
+
+    // kill -9 between two jobs, restart on the same database.
+    // The restart keeps the port, as an operator's config would.
+    let port = field(&line, "axon")
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", "");
+    let text = std::fs::read_to_string(&vcfg).expect("config");
+    std::fs::write(
+        &vcfg,
+        text.replacen("port = 0", &format!("port = {port}"), 1),
+    )
+    .expect("config");
+    validator.child.kill().expect("kill -9");
+    let _ = validator.child.wait();
+    drop(validator);
+    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
+    let line = validator.wait_line("validator ready", &vlog);
+    let addr = ValidatorAddr {
+        endpoint: field(&line, "axon"),
+        hotkey: keys[0].ss58_address().to_string(),
+    };
+    t.done("validator killed with SIGKILL and restarted");
+    let ch = connect(
+        &addr.endpoint,
+        Arc::new(peers[0].clone()),
+        &addr.hotkey,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connect");
+    let info = ValidatorClient::new(ch)
+        .job_status(JobStatusRequest {
+            version: Some(Version::CURRENT.into()),
+            job_id: job1,
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(info.state, JobState::Done as i32, "{info:?}");
+    let job2 = tokio::task::spawn_blocking({
+        let (addr, peers) = (addr.clone(), peers.clone());
+        move || run_job(&addr, &peers, "acceptance-2", 1 << 18, 6)
+    })
+    .await
+    .expect("job 2");
+    assert_ne!(job1, job2);
+    t.done(&format!(
+        "job {job1} still done after the restart; job {job2} ran"
+    ));
+    drop(validator);
+    drop(miners);
+    drop(chain);
+}
