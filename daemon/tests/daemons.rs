@@ -2,7 +2,7 @@
 //! `mrd validator` on 127.0.0.5 and three `mrd miner`s on 127.0.0.2-4 (registered, axons served
 //! on chain), three peers that rendezvous through the validator and all_reduce, the job `done`
 //! in the validator's SQLite; then kill -9 the validator, restart it, and the first job still
-//! answers `done` while a second job runs. Every child is killed by pid when the test ends.
+//! answers `done` while a second job runs; SIGTERM drains a miner. Every child is killed by pid when the test ends.
 
 use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
 use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
@@ -11,8 +11,9 @@ use mapreduce::core::{Collective, Dtype, Op, Version};
 use mapreduce::peer::{Session, SessionOptions, ValidatorAddr, check};
 use mapreduce::validator::Store;
 use mapreduce::wallet::{Keypair, Wallet};
+use mr_proto::v1::miner_client::MinerClient;
 use mr_proto::v1::validator_client::ValidatorClient;
-use mr_proto::v1::{JobState, JobStatusRequest};
+use mr_proto::v1::{AcceptJobRequest, JobState, JobStatusRequest, ReleaseJobRequest};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -269,7 +270,7 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
         let mut p = spawn_mrd(&home, &cfg, "miner", &log);
         let line = p.wait_line("miner ready", &log);
         println!("{line}");
-        miners.push(p);
+        miners.push((p, line));
     }
     t.done("3 miners ready");
 
@@ -355,6 +356,65 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
     t.done(&format!(
         "job {job1} still done after the restart; job {job2} ran"
     ));
+
+    // SIGTERM drains: with a reservation held the miner keeps running and refuses new jobs;
+    // once the job is released it exits 0.
+    let (miner1, line) = &mut miners[0];
+    let axon = field(line, "axon");
+    let ch = connect(
+        &axon,
+        Arc::new(keys[0].clone()),
+        keys[1].ss58_address(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connect miner");
+    let mut mc = MinerClient::new(ch);
+    let accept = |job_id| AcceptJobRequest {
+        version: Some(Version::CURRENT.into()),
+        job_id,
+        peers: 2,
+        dtype: 1,
+        block_elems: 1024,
+        shard_elements: 1 << 20,
+        expires_at_ms: mapreduce::wire::handshake::now_ms() + 60_000,
+    };
+    mc.accept_job(accept(77)).await.expect("accept");
+    let pid = miner1.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        miner1.child.try_wait().expect("wait").is_none(),
+        "exited with a job running"
+    );
+    let e = mc.accept_job(accept(78)).await.expect_err("draining");
+    assert!(e.message().contains("draining"), "{}", e.message());
+    mc.release_job(ReleaseJobRequest {
+        version: Some(Version::CURRENT.into()),
+        job_id: 77,
+        reason: "done".into(),
+    })
+    .await
+    .expect("release");
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = miner1.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < end,
+            "miner did not exit after its last job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+    t.done("SIGTERM: miner drained its job, refused new ones, exited 0");
     drop(validator);
     drop(miners);
     drop(chain);

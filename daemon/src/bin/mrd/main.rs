@@ -2,6 +2,7 @@
 
 mod bench_peer;
 mod config_cmd;
+mod devnet_cmd;
 mod miner_cmd;
 mod node;
 mod relay_cmd;
@@ -38,6 +39,9 @@ enum Command {
     Miner(miner_cmd::MinerArgs),
     /// Run a validator: metagraph sync, miner polls, jobs for training peers (SQLite state).
     Validator(validator_cmd::ValidatorArgs),
+    /// Dev-chain helpers for scripts/devnet.
+    #[command(subcommand)]
+    Devnet(devnet_cmd::DevnetCmd),
     /// One peer process of `mrctl bench local`, driven over stdin/stdout.
     #[command(hide = true)]
     BenchPeer,
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd, &cli.common, &cli.serve),
         Command::Relay(args) => relay_cmd::run(args, &cli.common, &cli.serve),
+        Command::Devnet(cmd) => devnet_cmd::run(cmd, &cli.common, &cli.serve),
         Command::Miner(args) => miner_cmd::run(args, &cli.common, &cli.serve),
         Command::Validator(args) => validator_cmd::run(args, &cli.common, &cli.serve),
         Command::BenchPeer => bench_peer::run(),
