@@ -535,3 +535,13 @@ async fn three_peers_get_a_job_and_all_reduce_through_three_miners() {
     assert_eq!(e.code(), Code::PermissionDenied);
     assert!(e.message().contains("validator.clients"), "{}", e.message());
 }
+
+#[test]
+fn relay_trust_is_shared_by_clones_and_replaceable() {
+    let t = Trust::new(["a".to_string()]);
+    let running = t.clone(); // what the relay holds
+    assert!(running.trusts("a") && !running.trusts("b"));
+    t.replace(["b".to_string()]);
+    assert!(running.trusts("b") && !running.trusts("a"));
+    assert_eq!(running.len(), 1);
+}

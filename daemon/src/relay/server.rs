@@ -11,29 +11,40 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Validator hotkeys (ss58) whose tickets this relay serves.
+/// Validator hotkeys (ss58) whose tickets this relay serves. Clones share one set, so a miner
+/// can [`Trust::replace`] it as its metagraph changes while the relay runs.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
-    validators: HashSet<String>,
+    validators: Arc<std::sync::RwLock<HashSet<String>>>,
 }
 
 impl Trust {
     pub fn new(validators: impl IntoIterator<Item = String>) -> Trust {
         Trust {
-            validators: validators.into_iter().collect(),
+            validators: Arc::new(std::sync::RwLock::new(validators.into_iter().collect())),
         }
     }
 
+    fn set(&self) -> std::sync::RwLockReadGuard<'_, HashSet<String>> {
+        self.validators.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn trusts(&self, ss58: &str) -> bool {
-        self.validators.contains(ss58)
+        self.set().contains(ss58)
     }
 
     pub fn len(&self) -> usize {
-        self.validators.len()
+        self.set().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.validators.is_empty()
+        self.set().is_empty()
+    }
+
+    /// Replaces the trusted set for every clone (connections already admitted are not affected).
+    pub fn replace(&self, validators: impl IntoIterator<Item = String>) {
+        *self.validators.write().unwrap_or_else(|e| e.into_inner()) =
+            validators.into_iter().collect();
     }
 }
 

@@ -25,6 +25,28 @@ pub struct MinerArgs {
     pub drain_timeout_secs: u64,
 }
 
+/// Validators whose tickets the relay serves: configured ones, and every registered hotkey with
+/// the stake floor (a validator permit too when the floor is above 0).
+fn trusted(
+    cfg: &mapreduce::config::Config,
+    m: Option<&mapreduce::chain::Metagraph>,
+) -> Vec<String> {
+    let min_stake = cfg.miner.min_validator_stake;
+    let mut out = cfg.relay.trust.clone();
+    if let Some(m) = m {
+        out.extend(
+            m.neurons
+                .iter()
+                .filter(|n| {
+                    let stake = n.alpha_stake.as_tao() + n.tao_stake.as_tao();
+                    stake >= min_stake && (min_stake <= 0.0 || n.validator_permit)
+                })
+                .map(|n| n.hotkey.clone()),
+        );
+    }
+    out
+}
+
 pub fn run(args: MinerArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = node::load(common, serve)?;
     let _log = mapreduce::logging::init(&config.logging, "miner")?;
@@ -35,22 +57,9 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
     let node = node::start(config, "miner").await?;
     let cfg = &node.config;
     let min_stake = cfg.miner.min_validator_stake;
-    // Validators whose tickets the relay serves: configured ones, and every registered hotkey
-    // with the stake floor (a validator permit too when the floor is above 0).
-    let mut trusted: Vec<String> = cfg.relay.trust.clone();
-    if let Some(m) = node.registry.get() {
-        trusted.extend(
-            m.neurons
-                .iter()
-                .filter(|n| {
-                    let stake = n.alpha_stake.as_tao() + n.tao_stake.as_tao();
-                    stake >= min_stake && (min_stake <= 0.0 || n.validator_permit)
-                })
-                .map(|n| n.hotkey.clone()),
-        );
-    }
     let mut options = RelayOptions::from_config(&cfg.relay);
-    options.trust = Trust::new(trusted);
+    options.trust = Trust::new(trusted(cfg, node.registry.get().as_deref()));
+    let trust = options.trust.clone();
     let relay_bind = SocketAddr::new(cfg.relay.ip, cfg.relay.port);
     let relay_listener = tokio::net::TcpListener::bind(relay_bind)
         .await
@@ -107,7 +116,7 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
 
     let every = Duration::from_secs(12 * cfg.validator.sync_interval_blocks.max(1));
     tokio::select! {
-        _ = node::metagraph_sync(&node, every, |_| {}) => {}
+        _ = node::metagraph_sync(&node, every, |m| trust.replace(trusted(cfg, Some(&m)))) => {}
         _ = node::shutdown_signal() => {}
     }
     state.drain();
