@@ -41,14 +41,25 @@ fn auth(
     admission: Admission,
     max_body: usize,
 ) -> AuthLayer {
+    auth_rate(own, registry, admission, max_body, 50.0, 50)
+}
+
+fn auth_rate(
+    own: &Keypair,
+    registry: StaticRegistry,
+    admission: Admission,
+    max_body: usize,
+    rate_per_sec: f64,
+    rate_burst: u32,
+) -> AuthLayer {
     AuthLayer::new(
         Verifier::new(own.ss58_address()),
         Arc::new(registry),
         AuthOptions {
             admission,
             max_body,
-            rate_per_sec: 50.0,
-            rate_burst: 50,
+            rate_per_sec,
+            rate_burst,
             role: "test",
         },
     )
@@ -394,6 +405,17 @@ async fn start_validator(
     clients: Vec<String>,
     miners: &[&MinerNode],
 ) -> ValidatorNode {
+    start_validator_with(key, db, clients, miners, Duration::from_secs(300), 50).await
+}
+
+async fn start_validator_with(
+    key: Keypair,
+    db: &std::path::Path,
+    clients: Vec<String>,
+    miners: &[&MinerNode],
+    ttl: Duration,
+    burst: u32,
+) -> ValidatorNode {
     let store = Arc::new(Store::open(db).expect("db"));
     for (i, m) in miners.iter().enumerate() {
         store
@@ -414,7 +436,7 @@ async fn start_validator(
         k,
         Arc::clone(&store),
         ValidatorOptions {
-            session_time: Duration::from_secs(300),
+            session_time: ttl,
             max_job_bytes: 1 << 30,
             block_elems: 64 * 1024,
             miner_timeout: T,
@@ -422,11 +444,13 @@ async fn start_validator(
             miners_per_job: 0,
         },
     );
-    let layer = auth(
+    let layer = auth_rate(
         &key,
         StaticRegistry::new(NETUID),
         Admission::Clients { allow: clients },
         1 << 20,
+        if burst >= 50 { 50.0 } else { 0.001 },
+        burst,
     );
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let axon = l.local_addr().expect("addr");
@@ -509,8 +533,13 @@ async fn three_peers_get_a_job_and_all_reduce_through_three_miners() {
     let row = val.store.job(job_id).expect("db").expect("job row");
     assert_eq!(row.state, JobState::Done as i32, "{row:?}");
     assert_eq!(row.miners.len(), 3);
-    // Miners got their reservations back.
+    // Miners got their reservations back (the relay forgets the job once its last connection
+    // has closed, a moment after the peers return).
     for m in &miners {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while m.state.jobs_running() > 0 && std::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(m.state.jobs_running(), 0);
     }
 
@@ -544,4 +573,90 @@ fn relay_trust_is_shared_by_clones_and_replaceable() {
     t.replace(["b".to_string()]);
     assert!(running.trusts("b") && !running.trusts("a"));
     assert_eq!(running.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_expires_jobs_and_rate_limits_callers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let val = start_validator_with(
+        key(),
+        &dir.path().join("v.sqlite"),
+        vec!["*".into()],
+        &[],
+        Duration::from_millis(500),
+        3,
+    )
+    .await;
+    let peer = key();
+    let ch = connect(
+        &val.axon.to_string(),
+        Arc::new(peer.clone()),
+        val.key.ss58_address(),
+        T,
+    )
+    .await
+    .expect("connect");
+    let mut c = ValidatorClient::new(ch);
+    let info = c
+        .request_job(mr_proto::v1::RequestJobRequest {
+            version: v(),
+            world_size: 2,
+            elements: 1024,
+            dtype: 1,
+            miners: 0,
+            name: String::new(),
+        })
+        .await
+        .expect("request")
+        .into_inner();
+    assert_eq!(info.state, JobState::Pending as i32);
+    assert_eq!(info.peers[0], peer.ss58_address());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let st = c
+        .job_status(JobStatusRequest {
+            version: v(),
+            job_id: info.job_id,
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(st.state, JobState::Expired as i32, "{st:?}");
+    let e = c
+        .join_job(mr_proto::v1::JoinJobRequest {
+            version: v(),
+            job_id: info.job_id,
+            rank: 1,
+            name: String::new(),
+        })
+        .await
+        .expect_err("expired job");
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("Expired"), "{}", e.message());
+    // Burst of 3 per hotkey, (almost) no refill: the 4th call is refused.
+    let e = c
+        .job_status(JobStatusRequest {
+            version: v(),
+            job_id: info.job_id,
+        })
+        .await
+        .expect_err("rate limited");
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("rate limit"), "{}", e.message());
+    // Another hotkey has its own bucket.
+    let other = key();
+    let ch = connect(
+        &val.axon.to_string(),
+        Arc::new(other),
+        val.key.ss58_address(),
+        T,
+    )
+    .await
+    .expect("connect");
+    ValidatorClient::new(ch)
+        .job_status(JobStatusRequest {
+            version: v(),
+            job_id: info.job_id,
+        })
+        .await
+        .expect("own bucket");
 }
