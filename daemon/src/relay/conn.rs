@@ -67,13 +67,13 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         .set_max_payload(u32::try_from(block_bytes.max(4096)).unwrap_or(u32::MAX));
 
     let (tx, rx) = mpsc::unbounded_channel();
-    cell.set_writer(rank, tx);
     let writer = tokio::spawn(writer(Arc::clone(&cell), rank, wr, rx));
-    if cell.apply(|m| m.join(rank)).is_ok() {
+    if cell.join(rank, tx).is_ok() {
         tracing::debug!(job = cell.key.0, shard, rank, %addr, "peer joined");
         reader(&cell, rank, framed).await;
+        // Only a rank that joined owns its queue (a duplicate's was never registered).
+        cell.close_writer(rank);
     }
-    cell.close_writer(rank);
     let _ = writer.await;
 }
 

@@ -100,13 +100,6 @@ impl JobCell {
         self.progress.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// Registers the writer queue of `rank`.
-    pub fn set_writer(&self, rank: u32, tx: mpsc::UnboundedSender<Out>) {
-        if let Some(w) = self.lock().writers.get_mut(rank as usize) {
-            *w = Some(tx);
-        }
-    }
-
     /// Drops the writer queue of `rank`: its writer ends once the queue is drained.
     pub fn close_writer(&self, rank: u32) {
         let tx = self
@@ -117,15 +110,34 @@ impl JobCell {
         drop(tx);
     }
 
+    /// Joins `rank` and registers its writer queue in one step, so a duplicate rank can never
+    /// take over the queue of the rank it duplicates.
+    pub fn join(self: &Arc<Self>, rank: u32, tx: mpsc::UnboundedSender<Out>) -> Result<(), Fault> {
+        self.apply_inner(|g| {
+            let events = g.machine.join(rank)?;
+            if let Some(w) = g.writers.get_mut(rank as usize) {
+                *w = Some(tx);
+            }
+            Ok(events)
+        })
+    }
+
     /// Runs `f` on the machine and acts on what it says. A fault fails the job for everyone.
     pub fn apply(
         self: &Arc<Self>,
         f: impl FnOnce(&mut Machine) -> Result<Vec<Event>, Fault>,
     ) -> Result<(), Fault> {
+        self.apply_inner(|g| f(&mut g.machine))
+    }
+
+    fn apply_inner(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Inner) -> Result<Vec<Event>, Fault>,
+    ) -> Result<(), Fault> {
         let mut dropped = Vec::new();
         let result = {
             let mut g = self.lock();
-            match f(&mut g.machine) {
+            match f(&mut g) {
                 Ok(events) => {
                     g.last_progress = Instant::now();
                     self.dispatch(&mut g, events, &mut dropped);
