@@ -2,7 +2,7 @@
 //! `mrd validator` on 127.0.0.5 and three `mrd miner`s on 127.0.0.2-4 (registered, axons served
 //! on chain), three peers that rendezvous through the validator and all_reduce, the job `done`
 //! in the validator's SQLite; then kill -9 the validator, restart it, and the first job still
-//! answers `done` while a second job runs; SIGTERM drains a miner. Every child is killed by pid when the test ends.
+//! answers `done` while a second job runs; `mrd miner --drain` drains a miner. Every child is killed by pid when the test ends.
 
 use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
 use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
@@ -34,6 +34,18 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A child without piped lines, killed if the test ends before it is waited for.
+struct Reap(Option<Child>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -380,14 +392,18 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
         expires_at_ms: mapreduce::wire::handshake::now_ms() + 60_000,
     };
     mc.accept_job(accept(77)).await.expect("accept");
-    let pid = miner1.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    // `mrd miner --drain` with the miner's config finds it by its pid file and SIGTERMs it.
+    let mut drainer = Reap(Some(
+        Command::new(env!("CARGO_BIN_EXE_mrd"))
+            .env_clear()
+            .env("HOME", &home)
+            .arg("--config")
+            .arg(dir.path().join("miner1.toml"))
+            .args(["miner", "--drain"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("mrd miner --drain"),
+    ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         miner1.child.try_wait().expect("wait").is_none(),
@@ -414,7 +430,15 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "{status}");
-    t.done("SIGTERM: miner drained its job, refused new ones, exited 0");
+    let out = drainer
+        .0
+        .take()
+        .expect("child")
+        .wait_with_output()
+        .expect("drainer");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("miner stopped"));
+    t.done("mrd miner --drain: the miner kept its job, refused new ones, exited 0");
     drop(validator);
     drop(miners);
     drop(chain);

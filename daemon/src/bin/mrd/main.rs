@@ -5,6 +5,7 @@ mod config_cmd;
 mod devnet_cmd;
 mod miner_cmd;
 mod node;
+mod pidfile;
 mod relay_cmd;
 mod validator_cmd;
 

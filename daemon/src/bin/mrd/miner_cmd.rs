@@ -17,7 +17,8 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct MinerArgs {
-    /// Start already draining: serve only jobs accepted before (for a restart that must not take work).
+    /// Drain the miner already running with this config's hotkey (SIGTERM through its pid file)
+    /// and wait until it has finished its jobs and exited.
     #[arg(long)]
     pub drain: bool,
     /// Longest wait for running jobs when draining, in seconds.
@@ -49,6 +50,23 @@ fn trusted(
 
 pub fn run(args: MinerArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = node::load(common, serve)?;
+    if args.drain {
+        let wallet = mapreduce::wallet::Wallet::from_config(&config.wallet);
+        let hk = wallet
+            .hotkey_public(wallet.hotkey_name())
+            .with_context(|| {
+                format!(
+                    "reading hotkey {:?} of wallet {:?}",
+                    wallet.hotkey_name(),
+                    wallet.name()
+                )
+            })?;
+        crate::pidfile::drain(
+            hk.ss58_address(),
+            Duration::from_secs(args.drain_timeout_secs + 10),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let _log = mapreduce::logging::init(&config.logging, "miner")?;
     node::runtime()?.block_on(main(args, config))
 }
@@ -85,9 +103,6 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
         Duration::from_secs(cfg.miner.session_time_secs),
     );
     state.spawn_sweeper();
-    if args.drain {
-        state.drain();
-    }
     let layer = node::auth_layer(
         &node,
         Admission::Registered {
@@ -106,6 +121,7 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
             let _ = stop_rx.await;
         },
     ));
+    let _pid = crate::pidfile::PidFile::create(node.key.ss58_address())?;
     // The line scripts and tests wait for.
     println!(
         "miner ready: hotkey {} uid {} axon {axon_addr} relay {relay_address}",
