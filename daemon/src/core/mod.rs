@@ -5,5 +5,5 @@ pub mod shards;
 pub mod version;
 
 pub use job::{Collective, Dtype, Op};
-pub use version::Version;
 pub use shards::{Layout, LayoutError, ShardPlan};
+pub use version::Version;
