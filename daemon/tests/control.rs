@@ -464,15 +464,19 @@ async fn start_validator_with(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_peers_get_a_job_and_all_reduce_through_three_miners() {
+async fn three_peers_get_a_job_and_all_reduce_through_three_miners_skipping_a_refusal() {
     let vkey = key();
     let mut miners = Vec::new();
     for _ in 0..3 {
         miners.push(start_miner(&[(&vkey, 0.0)], 256 << 20, 0.0).await);
     }
+    // The most free memory, so asked first; it refuses (draining) and the validator moves on.
+    let draining = start_miner(&[(&vkey, 0.0)], 512 << 20, 0.0).await;
+    draining.state.drain();
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("validator.sqlite");
-    let refs: Vec<&MinerNode> = miners.iter().collect();
+    let mut refs: Vec<&MinerNode> = miners.iter().collect();
+    refs.push(&draining);
     let val = start_validator(vkey.clone(), &db, vec!["*".into()], &refs).await;
     let addr = ValidatorAddr {
         endpoint: val.axon.to_string(),
@@ -533,6 +537,7 @@ async fn three_peers_get_a_job_and_all_reduce_through_three_miners() {
     let row = val.store.job(job_id).expect("db").expect("job row");
     assert_eq!(row.state, JobState::Done as i32, "{row:?}");
     assert_eq!(row.miners.len(), 3);
+    assert!(!row.miners.iter().any(|m| m == draining.key.ss58_address()));
     // Miners got their reservations back (the relay forgets the job once its last connection
     // has closed, a moment after the peers return).
     for m in &miners {
