@@ -130,9 +130,9 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
     );
     std::io::stdout().flush().context("stdout")?;
 
-    let every = Duration::from_secs(12 * cfg.validator.sync_interval_blocks.max(1));
+    let sync_blocks = cfg.validator.sync_interval_blocks;
     tokio::select! {
-        _ = node::metagraph_sync(&node, every, |m| trust.replace(trusted(cfg, Some(&m)))) => {}
+        _ = node::metagraph_sync(&node, sync_blocks, |m| trust.replace(trusted(cfg, Some(&m)))) => {}
         _ = node::shutdown_signal() => {}
     }
     state.drain();

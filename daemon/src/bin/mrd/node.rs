@@ -160,14 +160,33 @@ pub fn auth_layer(node: &Node, admission: Admission, role: &'static str) -> Auth
     )
 }
 
-/// Re-reads the metagraph every `every` forever; `on_sync` sees each new one. Run it beside the
-/// shutdown signal (`select!`), not spawned: the chain client's futures are not `'static`-spawnable.
-pub async fn metagraph_sync(node: &Node, every: Duration, on_sync: impl Fn(Arc<Metagraph>)) {
+/// Re-reads the metagraph every `blocks` blocks forever; `on_sync` sees each new one. The block
+/// number is checked every few seconds; a chain that builds no blocks (chopsticks builds them per
+/// transaction) is still re-read every `blocks` x 12 s. Run it beside the shutdown signal
+/// (`select!`), not spawned: the chain client's futures are not `'static`-spawnable.
+pub async fn metagraph_sync(node: &Node, blocks: u64, on_sync: impl Fn(Arc<Metagraph>)) {
     let netuid = node.config.netuid;
+    let blocks = blocks.max(1);
+    let fallback = Duration::from_secs(12 * blocks);
+    let tick = Duration::from_secs(3).min(fallback);
+    let mut last_block = node.registry.get().map_or(0, |m| m.block);
+    let mut last_time = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(tick).await;
+        let due_by_block = match node.chain.block_number().await {
+            Ok(b) => b >= last_block + blocks,
+            Err(e) => {
+                tracing::warn!("reading the block number: {e}");
+                false
+            }
+        };
+        if !due_by_block && last_time.elapsed() < fallback {
+            continue;
+        }
+        last_time = tokio::time::Instant::now();
         match node.chain.metagraph(netuid).await {
             Ok(m) => {
+                last_block = m.block;
                 node.registry.set(m);
                 if let Some(m) = node.registry.get() {
                     on_sync(m);

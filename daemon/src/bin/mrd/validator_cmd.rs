@@ -55,7 +55,7 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
         let n = poll_miners(&node.key, &m, &store, timeout).await?;
         tracing::info!(answered = n, "miners polled");
     }
-    let every = Duration::from_secs(12 * cfg.validator.sync_interval_blocks.max(1));
+    let sync_blocks = cfg.validator.sync_interval_blocks;
     let axon = node::bind_axon(cfg).await?;
     let axon_addr = axon.local_addr()?;
     node::serve_axon(&node, axon_addr).await?;
@@ -107,7 +107,7 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
         }
     };
     tokio::select! {
-        _ = node::metagraph_sync(&node, every, on_sync) => {}
+        _ = node::metagraph_sync(&node, sync_blocks, on_sync) => {}
         _ = node::shutdown_signal() => {}
     }
     let _ = stop_tx.send(());
