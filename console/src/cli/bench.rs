@@ -199,6 +199,17 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU seconds (user + system) a process we started has used, from /proc (Linux).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux ABI.
+    Some(ticks / 100.0)
+}
+
 #[derive(Debug, Serialize)]
 pub struct OpReport {
     pub op: String,
@@ -207,6 +218,9 @@ pub struct OpReport {
     pub min_s: f64,
     /// Tensor megabytes (10^6 bytes of f32) per second per peer, at the median.
     pub mb_per_s_per_peer: f64,
+    /// CPU seconds all relays used per operation (median): a figure less sensitive than time to
+    /// what else the machine runs.
+    pub relay_cpu_s: f64,
     /// "exact", or the first mismatch.
     pub check: String,
     pub results_checked: u32,
@@ -340,6 +354,8 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let relay_cpu = || -> f64 { relays.iter().filter_map(|r| cpu_secs(r.guard.0.id())).sum() };
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
     let mut reports: Vec<OpReport> = ops
         .iter()
         .map(|(_, label, _)| OpReport {
@@ -348,6 +364,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
             median_s: 0.0,
             min_s: 0.0,
             mb_per_s_per_peer: 0.0,
+            relay_cpu_s: 0.0,
             check: "exact".into(),
             results_checked: 0,
         })
@@ -368,6 +385,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
             for p in &peers {
                 p.recv(step)?;
             }
+            let cpu_before = relay_cpu();
             for p in &mut peers {
                 p.send(&PeerCmd::Go)?;
             }
@@ -385,6 +403,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
             }
             if rep >= a.warmup {
                 reports[i].times_s.push(secs);
+                cpu[i].push(relay_cpu() - cpu_before);
             }
             bar.inc(1);
         }
@@ -403,7 +422,8 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
         let _ = p.send(&PeerCmd::Quit);
     }
     let bytes = elements as f64 * 4.0;
-    for r in &mut reports {
+    for (r, c) in reports.iter_mut().zip(&cpu) {
+        r.relay_cpu_s = median(c);
         r.median_s = median(&r.times_s);
         r.min_s = r.times_s.iter().copied().fold(f64::INFINITY, f64::min);
         r.mb_per_s_per_peer = bytes / r.median_s / 1e6;
@@ -433,13 +453,19 @@ fn print_table(r: &Report) {
         r.setup_ms
     );
     println!(
-        "{:<18} {:>10} {:>10} {:>14}  check",
-        "operation", "median s", "min s", "MB/s per peer"
+        "{:<18} {:>10} {:>10} {:>14} {:>14}  check",
+        "operation", "median s", "min s", "MB/s per peer", "relay CPU s"
     );
     for o in &r.ops {
         println!(
-            "{:<18} {:>10.3} {:>10.3} {:>14.1}  {} ({} results)",
-            o.op, o.median_s, o.min_s, o.mb_per_s_per_peer, o.check, o.results_checked
+            "{:<18} {:>10.3} {:>10.3} {:>14.1} {:>14.3}  {} ({} results)",
+            o.op,
+            o.median_s,
+            o.min_s,
+            o.mb_per_s_per_peer,
+            o.relay_cpu_s,
+            o.check,
+            o.results_checked
         );
     }
     println!(

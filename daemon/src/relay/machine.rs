@@ -90,7 +90,7 @@ pub enum Event {
 #[derive(Debug, Default)]
 struct Slot {
     /// Sum so far.
-    acc: Option<Vec<f32>>,
+    acc: Acc,
     /// Next rank to fold in.
     folded: u32,
     /// Contributions that arrived before their turn, by rank.
@@ -444,7 +444,7 @@ impl Machine {
                 }
                 if slot.folded == p {
                     slot.early = Vec::new();
-                    let acc = slot.acc.take().unwrap_or_default();
+                    let acc = std::mem::take(&mut slot.acc);
                     let payload = finish(acc, reduce, p, dt);
                     slot.sent = true;
                     events.push(Event::Send {
@@ -582,14 +582,24 @@ impl Machine {
     }
 }
 
-/// Adds one contribution into the accumulator; the first one becomes it.
-fn fold(acc: &mut Option<Vec<f32>>, wire: Bytes, dt: Dtype) {
-    match acc {
-        Some(a) => dtype::accumulate(a, &wire, dt),
-        None => {
-            let mut a = vec![0f32; wire.len() / dt.size()];
-            dtype::decode_into(&wire, dt, &mut a);
-            *acc = Some(a);
+/// A block's running sum. Rank 0's block is kept as received until rank 1's arrives, so the
+/// first addition reads both and writes the sum in one pass instead of copying first.
+#[derive(Debug, Default)]
+enum Acc {
+    #[default]
+    Empty,
+    Raw(Bytes),
+    Sum(Vec<f32>),
+}
+
+/// Adds the next contribution (in rank order) into the sum.
+fn fold(acc: &mut Acc, wire: Bytes, dt: Dtype) {
+    *acc = match std::mem::take(acc) {
+        Acc::Empty => Acc::Raw(wire),
+        Acc::Raw(first) => Acc::Sum(dtype::add_pair(&first, &wire, dt)),
+        Acc::Sum(mut v) => {
+            dtype::accumulate(&mut v, &wire, dt);
+            Acc::Sum(v)
         }
     }
 }
@@ -603,7 +613,13 @@ impl AsRef<[u8]> for F32Bytes {
     }
 }
 
-fn finish(mut acc: Vec<f32>, op: Op, p: u32, dt: Dtype) -> Bytes {
+fn finish(acc: Acc, op: Op, p: u32, dt: Dtype) -> Bytes {
+    let mut acc = match acc {
+        // One peer: its block is the sum, and the average (x / 1 is x), already in wire form.
+        Acc::Raw(only) => return only,
+        Acc::Sum(v) => v,
+        Acc::Empty => Vec::new(),
+    };
     if op == Op::Avg {
         let n = p as f32;
         for x in &mut acc {

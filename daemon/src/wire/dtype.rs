@@ -185,6 +185,27 @@ pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
     });
 }
 
+/// `a[i] + b[i]` in f32, for two blocks of wire bytes of the same length: one pass, no copy first.
+pub fn add_pair(a: &[u8], b: &[u8], dtype: Dtype) -> Vec<f32> {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len() / dtype.size();
+    if dtype == Dtype::F32 {
+        // Zipped exact chunks have a known length: this compiles to a vectorised loop.
+        return a
+            .chunks_exact(4)
+            .zip(b.chunks_exact(4))
+            .map(|(x, y)| {
+                f32::from_le_bytes([x[0], x[1], x[2], x[3]])
+                    + f32::from_le_bytes([y[0], y[1], y[2], y[3]])
+            })
+            .collect();
+    }
+    let mut out = vec![0f32; n];
+    decode_into(a, dtype, &mut out);
+    accumulate(&mut out, b, dtype);
+    out
+}
+
 /// What a value becomes after a trip through the wire dtype (for references and checks).
 pub fn round_trip(x: f32, dtype: Dtype) -> f32 {
     match dtype {
@@ -249,11 +270,14 @@ mod tests {
                 decode_into(wire, dtype, &mut out);
                 let mut acc = vec![1.0f32; v.len()];
                 accumulate(&mut acc, wire, dtype);
+                let pair = add_pair(wire, wire, dtype);
                 for i in 0..v.len() {
                     let want = round_trip(v[i], dtype);
                     prop_assert!(want.to_bits() == out[i].to_bits() || (want.is_nan() && out[i].is_nan()));
                     let sum = 1.0 + want;
                     prop_assert!(sum.to_bits() == acc[i].to_bits() || (sum.is_nan() && acc[i].is_nan()));
+                    let twice = want + want;
+                    prop_assert!(twice.to_bits() == pair[i].to_bits() || (twice.is_nan() && pair[i].is_nan()));
                 }
             }
         }
