@@ -6,6 +6,7 @@
 #   scripts/bench/compare.sh                 # P=3, M=3, D=100 MiB, 5 reps
 #   PEERS=4 MIB=16 REPS=5 scripts/bench/compare.sh
 #   EXTRA=1 scripts/bench/compare.sh         # also D=16 MiB and 1 GiB, P=2 and P=4
+#   ROUNDS=3 scripts/bench/compare.sh        # the main set 3 times, interleaved; medians of rounds
 #
 # Needs iperf3 (installed from Debian if missing) and torch (`pip install torch`). A benchmark,
 # not a test: figures depend on the machine and on what else runs; compare ratios within one run.
@@ -16,6 +17,7 @@ PEERS=${PEERS:-3}
 MIB=${MIB:-100}
 REPS=${REPS:-5}
 EXTRA=${EXTRA:-0}
+ROUNDS=${ROUNDS:-1}
 OUT=${OUT:-$(mktemp -d)}
 TARGET=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
@@ -49,12 +51,16 @@ gloo() { # name peers mib [args]
     python3 scripts/bench/gloo_baseline.py --peers "$2" --mib "$3" --reps "$REPS" "${@:4}" >"$OUT/$1.json" 2>"$OUT/$1.err"
 }
 
-echo "==> iperf3, 3 parallel streams on 127.0.0.1" >&2
-iperf "$OUT/iperf.json"
-gloo gloo "$PEERS" "$MIB"
-mr mr_f32 "$PEERS" "$MIB" f32
-mr mr_f16 "$PEERS" "$MIB" f16
-mr mr_bf16 "$PEERS" "$MIB" bf16
+# Each round runs every contender back to back, so a disturbance from whatever else the machine
+# runs hits one round, not one contender; the summary takes the median over rounds.
+for r in $(seq 1 "$ROUNDS"); do
+    echo "==> round $r of $ROUNDS: iperf3, 3 parallel streams on 127.0.0.1" >&2
+    iperf "$OUT/iperf_r$r.json"
+    gloo "gloo_r$r" "$PEERS" "$MIB"
+    mr "mr_f32_r$r" "$PEERS" "$MIB" f32
+    mr "mr_f16_r$r" "$PEERS" "$MIB" f16
+    mr "mr_bf16_r$r" "$PEERS" "$MIB" bf16
+done
 if [ "$EXTRA" = 1 ]; then
     gloo gloo_16 "$PEERS" 16
     mr mr_16 "$PEERS" 16 f32

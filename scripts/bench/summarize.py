@@ -3,12 +3,41 @@
 
 import json
 import os
+import statistics
 import sys
 
 
 def load(d, name):
     p = os.path.join(d, name + ".json")
     return json.load(open(p)) if os.path.exists(p) else None
+
+
+def merge(items):
+    """The element-wise median of several rounds' JSON (numbers); lists and strings from the first,
+    except check strings, where any failure wins."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: merge([i[k] for i in items]) for k in first if all(k in i for i in items)}
+    if isinstance(first, list):
+        if all(isinstance(i, list) and len(i) == len(first) for i in items) and first and isinstance(first[0], dict):
+            return [merge([i[j] for i in items]) for j in range(len(first))]
+        return first
+    if isinstance(first, str):
+        bad = [i for i in items if i != "exact"]
+        return bad[0] if first == "exact" and bad else first
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return first
+    return statistics.median(items)
+
+
+def load_rounds(d, name):
+    """`name` from every round (name_rN.json), merged; or name.json from a single run."""
+    rounds = []
+    n = 1
+    while os.path.exists(os.path.join(d, f"{name}_r{n}.json")):
+        rounds.append(load(d, f"{name}_r{n}"))
+        n += 1
+    return (merge(rounds), len(rounds)) if rounds else (load(d, name), 1)
 
 
 def op(mr, name):
@@ -25,10 +54,10 @@ def verdict(ok):
 
 def main():
     d, peers, mib = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    iperf = load(d, "iperf")
+    iperf, rounds = load_rounds(d, "iperf")
     agg = iperf["end"]["sum_received"]["bits_per_second"] / 8 / 1e6  # MB/s
-    gloo = load(d, "gloo")
-    f32, f16, bf16 = load(d, "mr_f32"), load(d, "mr_f16"), load(d, "mr_bf16")
+    gloo, _ = load_rounds(d, "gloo")
+    f32, f16, bf16 = (load_rounds(d, n)[0] for n in ("mr_f32", "mr_f16", "mr_bf16"))
     topo = gloo["topology"]["all_reduce"]["mb_per_s_per_peer"]
     ring = gloo["ring"]["all_reduce"]["mb_per_s_per_peer"]
     ours = op(f32, "all_reduce")
@@ -36,7 +65,8 @@ def main():
     tensor_mb = mib * 1024 * 1024 / 1e6
     ceiling_frac = (2 * peers * tensor_mb / ours["median_s"]) / agg
 
-    print(f"P={peers} peers, M={peers} miners, D={mib:g} MiB f32, medians of {f32['reps']} after {f32['warmup']} warm-up;"
+    print(f"P={peers} peers, M={peers} miners, D={mib:g} MiB f32, medians of {f32['reps']} after {f32['warmup']} warm-up"
+          f"{f', then the median over {rounds} interleaved rounds' if rounds > 1 else ''};"
           f" MB = 10^6 bytes of the f32 tensor per second per peer.\n")
     row(["measure", "figure", "ratio", "target", ""])
     row(["---"] * 5)
@@ -56,6 +86,10 @@ def main():
     ob = op(f32, "broadcast")["mb_per_s_per_peer"]
     row(["broadcast f32: ours / gloo topology / gloo ring", f"{ob:.0f} / {gb_topo:.0f} / {gb_ring:.0f} MB/s",
          f"{ob / gb_topo:.2f}x topology, {ob / gb_ring:.2f}x ring", "", ""])
+    cpu = ours.get("relay_cpu_s")
+    if cpu is not None:
+        row(["relay CPU per f32 all_reduce (all relays, user + system)", f"{cpu:.2f} s",
+             f"{cpu / (ours['median_s'] * 2):.0%} of the machine's 2 cores", "", ""])
     rss = max(m["relay_peak_rss_mib"] for m in (f32, f16, bf16))
     row(["relay peak RSS (VmHWM), D = {:g} MiB".format(mib), f"{rss:.1f} MiB", "", "<= 64 MiB", verdict(rss <= 64)])
     big = load(d, "mr_1024")
