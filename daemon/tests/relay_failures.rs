@@ -267,3 +267,32 @@ fn a_bad_frame_fails_only_its_job_and_frees_its_memory() {
     .expect_err("over budget");
     assert!(err.to_string().contains("memory budget exhausted"), "{err}");
 }
+
+/// Reads frames until an Error frame; returns its reason.
+fn next_error(s: &mut TcpStream) -> String {
+    loop {
+        let h = read_header(s, 1 << 20)
+            .expect("a frame")
+            .expect("an error before close");
+        let mut buf = vec![0u8; h.len as usize];
+        read_payload(s, &h, &mut buf).expect("payload");
+        if h.kind == Kind::Error {
+            return String::from_utf8(buf).expect("utf-8");
+        }
+    }
+}
+
+#[test]
+fn a_duplicate_rank_fails_the_job_for_both_connections() {
+    let validator = key(0);
+    let relay = RelayProc::start(&validator, &[]);
+    let tj = job(&validator, 301, 2, &[&relay], Dtype::F32, 10, 4, 10_000);
+    let mut first = join_raw(&relay, &tj, 301, 0);
+    // Let the first join land before the second.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut second = join_raw(&relay, &tj, 301, 0);
+    for s in [&mut second, &mut first] {
+        let why = next_error(s);
+        assert!(why.contains("duplicate rank"), "{why}");
+    }
+}
