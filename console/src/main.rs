@@ -36,6 +36,9 @@ enum Command {
     Metagraph(cli::chain::MetagraphArgs),
     /// Register the wallet's hotkey on --netuid by burning TAO (asks to confirm; --yes for scripts).
     Register(cli::chain::RegisterArgs),
+    /// Jobs through a validator: `job demo` runs a checked all_reduce.
+    #[command(subcommand)]
+    Job(cli::job::JobCmd),
     /// Wallets: create, regenerate, list and show btcli-compatible keys.
     #[command(subcommand)]
     Wallet(cli::wallet::WalletCmd),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Chain(cmd) => cli::chain::run_chain(cmd, loader(&cli.common)),
         Command::Metagraph(args) => cli::chain::run_metagraph(args, loader(&cli.common)),
         Command::Register(args) => cli::chain::run_register(args, loader(&cli.common)),
+        Command::Job(cmd) => report(cli::job::run(cmd)),
         Command::Wallet(cmd) => report(
             loader(&cli.common)
                 .load()

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod chain;
 pub mod config;
+pub mod job;
 pub mod wallet;
