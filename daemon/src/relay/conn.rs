@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -70,11 +70,26 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
     let writer = tokio::spawn(writer(Arc::clone(&cell), rank, wr, rx));
     if cell.join(rank, tx).is_ok() {
         tracing::debug!(job = cell.key.0, shard, rank, %addr, "peer joined");
-        reader(&cell, rank, framed).await;
+        reader(&cell, rank, &mut framed).await;
         // Only a rank that joined owns its queue (a duplicate's was never registered).
         cell.close_writer(rank);
     }
-    let _ = writer.await;
+    // Dropping a socket with unread input makes the kernel send RST, which can destroy the Error
+    // frame before the peer reads it; so read and discard until the peer closes (bounded).
+    let _ = tokio::join!(writer, drain(framed.get_mut()));
+}
+
+/// Reads and discards until end of stream, an error, or `ERROR_GRACE`.
+async fn drain(rd: &mut OwnedReadHalf) {
+    let mut scratch = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(ERROR_GRACE, async {
+        while let Ok(n) = rd.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Tells a connection that never joined a job why, and closes it.
@@ -113,7 +128,11 @@ async fn write_frame(
     Ok(())
 }
 
-async fn reader(cell: &Arc<JobCell>, rank: u32, mut framed: FramedRead<OwnedReadHalf, FrameCodec>) {
+async fn reader(
+    cell: &Arc<JobCell>,
+    rank: u32,
+    framed: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+) {
     let mut progress = cell.watch();
     loop {
         // Backpressure: nothing is read from this peer until the window has room for it.
