@@ -95,15 +95,28 @@ fn humanize(expected: &str) -> String {
     }
 }
 
-/// Where a figment value came from, said the way an operator would look for it.
-fn origin(err: &figment::Error) -> Option<String> {
-    let md = err.metadata.as_ref()?;
-    let keys: Vec<&str> = err.path.iter().map(String::as_str).collect();
-    let place = md.interpolate(&err.profile.clone().unwrap_or_default(), &keys);
+/// The name the defaults layer goes by, so an origin can say "not set anywhere".
+pub(super) const DEFAULTS: &str = "default";
+
+/// Where a value came from, said the way an operator would look for it (a file path, "environment
+/// variable MR_X", "flag --x"); None when it is a default.
+pub(super) fn describe(md: &figment::Metadata, keys: &[&str]) -> Option<String> {
+    if md.name == DEFAULTS {
+        return None;
+    }
     Some(match &md.source {
-        Some(figment::Source::File(p)) => format!("{}", p.display()),
-        _ => format!("{} {place}", md.name),
+        Some(figment::Source::File(p)) => p.display().to_string(),
+        _ => format!(
+            "{} {}",
+            md.name,
+            md.interpolate(&figment::Profile::Default, keys)
+        ),
     })
+}
+
+fn origin(err: &figment::Error) -> Option<String> {
+    let keys: Vec<&str> = err.path.iter().map(String::as_str).collect();
+    describe(err.metadata.as_ref()?, &keys)
 }
 
 /// Translate figment's errors (all of them) into ours; `figment` supplies the offending values.

@@ -1,6 +1,6 @@
 //! Layering: defaults < file < `BT_*` environment < `MR_*` environment < flags, with figment.
 
-use super::error::{ConfigError, ConfigErrors, from_figment, nearest};
+use super::error::{ConfigError, ConfigErrors, DEFAULTS, describe, from_figment, nearest};
 use super::model::*;
 use super::validate::validate;
 use crate::wallet::expand_tilde;
@@ -263,9 +263,6 @@ struct Layer {
     dict: Dict,
 }
 
-/// The name the defaults layer goes by, so origins can tell "not set anywhere".
-const DEFAULTS: &str = "default";
-
 impl Layer {
     fn defaults() -> Result<Self, ConfigErrors> {
         let data = Serialized::defaults(Config::default())
@@ -323,15 +320,8 @@ impl Provider for Layer {
 
 /// Where a key's value came from, or None for a default.
 fn origin_in(figment: &Figment, key: &str) -> Option<String> {
-    let md = figment.find_metadata(key)?;
-    if md.name == DEFAULTS {
-        return None;
-    }
     let keys: Vec<&str> = key.split('.').collect();
-    Some(match &md.source {
-        Some(figment::Source::File(p)) => p.display().to_string(),
-        _ => format!("{} {}", md.name, md.interpolate(&Profile::Default, &keys)),
-    })
+    describe(figment.find_metadata(key)?, &keys)
 }
 
 fn expand_paths(c: &mut Config) {
