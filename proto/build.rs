@@ -6,6 +6,7 @@ const PROTOS: &[&str] = &[
     "mapreduce/v1/common.proto",
     "mapreduce/v1/ticket.proto",
     "mapreduce/v1/control.proto",
+    "mapreduce/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

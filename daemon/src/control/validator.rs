@@ -15,8 +15,9 @@ use crate::wire::handshake::{JobTicket, MinerSlot, SignedTicket, issue, now_ms};
 use mr_proto::v1::miner_client::MinerClient;
 use mr_proto::v1::validator_server::Validator;
 use mr_proto::v1::{
-    AcceptJobRequest, JobInfo, JobState, JobStatusRequest, JoinJobRequest, ReleaseJobRequest,
-    ReportJobRequest, RequestJobRequest,
+    AcceptJobRequest, BenchmarkAssignment, JobInfo, JobState, JobStatusRequest, JoinJobRequest,
+    ReleaseJobRequest, ReportBenchmarkRequest, ReportBenchmarkResponse, ReportJobRequest,
+    RequestBenchmarkRequest, RequestJobRequest,
 };
 use prost::Message;
 use std::sync::Arc;
@@ -398,5 +399,20 @@ impl Validator for ValidatorService {
             j.miners = miners;
         }
         Ok(Response::new(info(&j, &caller.hotkey)))
+    }
+
+    // Benchmarks arrive with the bench bots (issue 7); until then the calls say so.
+    async fn request_benchmark(
+        &self,
+        _req: Request<RequestBenchmarkRequest>,
+    ) -> Result<Response<BenchmarkAssignment>, Status> {
+        Err(Status::unimplemented("benchmarks are not served yet"))
+    }
+
+    async fn report_benchmark(
+        &self,
+        _req: Request<ReportBenchmarkRequest>,
+    ) -> Result<Response<ReportBenchmarkResponse>, Status> {
+        Err(Status::unimplemented("benchmarks are not served yet"))
     }
 }
