@@ -7,6 +7,7 @@ mod miner_cmd;
 mod node;
 mod pidfile;
 mod relay_cmd;
+mod systemd;
 mod validator_cmd;
 
 use clap::{Parser, Subcommand};

@@ -129,6 +129,7 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
         node.uid
     );
     std::io::stdout().flush().context("stdout")?;
+    crate::systemd::ready(&format!("serving: axon {axon_addr}, relay {relay_address}"));
 
     let sync_blocks = cfg.validator.sync_interval_blocks;
     tokio::select! {

@@ -197,7 +197,13 @@ pub async fn metagraph_sync(node: &Node, blocks: u64, on_sync: impl Fn(Arc<Metag
     }
 }
 
+/// Waits for SIGTERM or Ctrl-C, then tells systemd the daemon is stopping.
 pub async fn shutdown_signal() {
+    wait_for_signal().await;
+    crate::systemd::stopping();
+}
+
+async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

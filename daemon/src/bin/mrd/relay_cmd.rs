@@ -63,30 +63,16 @@ pub fn run(args: RelayArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::R
         // The one line scripts and `mrctl bench local` read to find the port (with --relay.port 0).
         println!("relay listening on {local}");
         std::io::stdout().flush().context("writing to stdout")?;
+        crate::systemd::ready(&format!("serving: relay {local}"));
         tracing::info!(%local, trusted = options.trust.len(), window = options.window_blocks, "relay started");
         let relay = Relay::new(options);
         tokio::select! {
             r = Arc::clone(&relay).serve(listener) => r.context("serving"),
-            _ = shutdown_signal() => {
+            _ = crate::node::shutdown_signal() => {
                 tracing::info!("stopping");
                 Ok(())
             }
         }
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

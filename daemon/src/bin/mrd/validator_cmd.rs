@@ -94,6 +94,7 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
         path.display()
     );
     std::io::stdout().flush().context("stdout")?;
+    crate::systemd::ready(&format!("serving: axon {axon_addr}"));
     let on_sync = {
         let key = Arc::clone(&node.key);
         let store = Arc::clone(&store);
