@@ -10,42 +10,10 @@ use super::signer::blake2_256;
 /// Salt length the Bittensor SDK uses for commits.
 pub const SALT_LEN: usize = 8;
 
-/// Converts float weights into the chain's u16 form: scaled so the largest is `u16::MAX`
-/// (as the Bittensor SDK does), zero weights dropped. Fails on mismatched lengths, duplicate
-/// uids, and negative or non-finite weights.
+/// Converts float weights into the chain's u16 form (the math lives in
+/// [`crate::core::scoring::to_u16_weights`]; this maps its error into a [`ChainError`]).
 pub fn to_u16_weights(uids: &[u16], weights: &[f64]) -> Result<(Vec<u16>, Vec<u16>), ChainError> {
-    if uids.len() != weights.len() {
-        return Err(ChainError::Invalid(format!(
-            "{} uids but {} weights",
-            uids.len(),
-            weights.len()
-        )));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (u, w) in uids.iter().zip(weights) {
-        if !seen.insert(*u) {
-            return Err(ChainError::Invalid(format!("uid {u} appears twice")));
-        }
-        if !w.is_finite() || *w < 0.0 {
-            return Err(ChainError::Invalid(format!(
-                "weight {w} of uid {u}: weights are finite and non-negative"
-            )));
-        }
-    }
-    let max = weights.iter().copied().fold(0.0f64, f64::max);
-    if max <= 0.0 {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut out_u = Vec::with_capacity(uids.len());
-    let mut out_w = Vec::with_capacity(uids.len());
-    for (u, w) in uids.iter().zip(weights) {
-        let v = (w / max * f64::from(u16::MAX)).round() as u16;
-        if v > 0 {
-            out_u.push(*u);
-            out_w.push(v);
-        }
-    }
-    Ok((out_u, out_w))
+    crate::core::scoring::to_u16_weights(uids, weights).map_err(|e| ChainError::Invalid(e.to_string()))
 }
 
 /// Weights as fractions summing to 1 (empty when all are zero).
