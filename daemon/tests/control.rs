@@ -457,7 +457,7 @@ async fn start_validator_with(
     tokio::spawn(serve_validator(
         l,
         layer,
-        ValidatorService { state },
+        ValidatorService { state, bench: None },
         std::future::pending(),
     ));
     ValidatorNode { key, axon, store }

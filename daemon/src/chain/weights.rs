@@ -13,7 +13,8 @@ pub const SALT_LEN: usize = 8;
 /// Converts float weights into the chain's u16 form (the math lives in
 /// [`crate::core::scoring::to_u16_weights`]; this maps its error into a [`ChainError`]).
 pub fn to_u16_weights(uids: &[u16], weights: &[f64]) -> Result<(Vec<u16>, Vec<u16>), ChainError> {
-    crate::core::scoring::to_u16_weights(uids, weights).map_err(|e| ChainError::Invalid(e.to_string()))
+    crate::core::scoring::to_u16_weights(uids, weights)
+        .map_err(|e| ChainError::Invalid(e.to_string()))
 }
 
 /// Weights as fractions summing to 1 (empty when all are zero).

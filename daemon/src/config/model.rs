@@ -235,6 +235,26 @@ pub struct ValidatorConfig {
     pub job_ttl_secs: u64,
     /// SQLite database of miners and jobs; `~/.mapreduce/validator-<hotkey ss58>.sqlite` when unset.
     pub db: Option<PathBuf>,
+    /// Weight of a new round in the score's moving average (0 < alpha <= 1).
+    pub ema_alpha: f64,
+    /// Blocks between two scoring rounds and weight sets (within the chain's weights rate limit).
+    pub weights_interval_blocks: u64,
+    /// Seconds of benchmarks a round scores (success rate, throughput, latency, wrong results).
+    pub score_window_secs: u64,
+    /// Weight of verified upload throughput in the round score.
+    pub score_upload: f64,
+    /// Weight of verified download throughput in the round score.
+    pub score_download: f64,
+    /// Weight of latency (lower is better) in the round score.
+    pub score_latency: f64,
+    /// Weight of the miner's reported free relay memory in the round score.
+    pub score_capacity: f64,
+    /// Miners tried (AcceptJob) for one benchmark request before the request fails.
+    pub benchmark_retries: u32,
+    /// Seconds a bot has to report a benchmark; later it counts as the miner's failure.
+    pub benchmark_report_secs: u64,
+    /// Largest benchmark tensor a bot may ask for, in MiB.
+    pub max_benchmark_mib: u64,
 }
 
 impl Default for ValidatorConfig {
@@ -249,6 +269,16 @@ impl Default for ValidatorConfig {
             miners_per_job: 0,
             job_ttl_secs: 300,
             db: None,
+            ema_alpha: 0.1,
+            weights_interval_blocks: 100,
+            score_window_secs: 3600,
+            score_upload: 0.4,
+            score_download: 0.4,
+            score_latency: 0.1,
+            score_capacity: 0.1,
+            benchmark_retries: 3,
+            benchmark_report_secs: 300,
+            max_benchmark_mib: 1024,
         }
     }
 }

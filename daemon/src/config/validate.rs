@@ -184,6 +184,68 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         1 << 20,
     );
 
+    let alpha = c.validator.ema_alpha;
+    if !(alpha > 0.0 && alpha <= 1.0) {
+        out.push(problem(
+            "validator.ema_alpha",
+            alpha,
+            "a fraction above 0 and at most 1, e.g. 0.1",
+        ));
+    }
+    in_range(
+        &mut out,
+        "validator.weights_interval_blocks",
+        c.validator.weights_interval_blocks,
+        1,
+        100_000,
+    );
+    in_range(
+        &mut out,
+        "validator.score_window_secs",
+        c.validator.score_window_secs,
+        60,
+        30 * 86_400,
+    );
+    let v = &c.validator;
+    for (key, w) in [
+        ("validator.score_upload", v.score_upload),
+        ("validator.score_download", v.score_download),
+        ("validator.score_latency", v.score_latency),
+        ("validator.score_capacity", v.score_capacity),
+    ] {
+        if !(w.is_finite() && w >= 0.0) {
+            out.push(problem(key, w, "a weight, 0 or more, e.g. 0.4"));
+        }
+    }
+    if v.score_upload + v.score_download + v.score_latency + v.score_capacity <= 0.0 {
+        out.push(problem(
+            "validator.score_upload",
+            v.score_upload,
+            "at least one of score_upload, score_download, score_latency, score_capacity above 0",
+        ));
+    }
+    in_range(
+        &mut out,
+        "validator.benchmark_retries",
+        v.benchmark_retries,
+        1,
+        100,
+    );
+    in_range(
+        &mut out,
+        "validator.benchmark_report_secs",
+        v.benchmark_report_secs,
+        10,
+        86_400,
+    );
+    in_range(
+        &mut out,
+        "validator.max_benchmark_mib",
+        v.max_benchmark_mib,
+        1,
+        64 * 1024,
+    );
+
     in_range(&mut out, "bench.mib", c.bench.mib, 1, 64 * 1024);
     in_range(&mut out, "bench.peers", c.bench.peers, 1, 64);
 

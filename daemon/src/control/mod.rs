@@ -7,6 +7,7 @@
 //! calls per hotkey; [`miner`] and [`validator`] are the services.
 
 pub mod auth;
+pub mod benchmark;
 pub mod miner;
 pub mod ratelimit;
 pub mod registry;

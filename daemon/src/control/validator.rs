@@ -64,6 +64,8 @@ impl ValidatorState {
 #[derive(Clone)]
 pub struct ValidatorService {
     pub state: Arc<ValidatorState>,
+    /// Benchmarks of the bench bots; None answers them UNIMPLEMENTED.
+    pub bench: Option<Arc<super::benchmark::BenchDesk>>,
 }
 
 fn db(e: crate::validator::StoreError) -> Status {
@@ -401,18 +403,25 @@ impl Validator for ValidatorService {
         Ok(Response::new(info(&j, &caller.hotkey)))
     }
 
-    // Benchmarks arrive with the bench bots (issue 7); until then the calls say so.
     async fn request_benchmark(
         &self,
-        _req: Request<RequestBenchmarkRequest>,
+        req: Request<RequestBenchmarkRequest>,
     ) -> Result<Response<BenchmarkAssignment>, Status> {
-        Err(Status::unimplemented("benchmarks are not served yet"))
+        let caller = Caller::of(&req)?;
+        let Some(b) = &self.bench else {
+            return Err(Status::unimplemented("this validator serves no benchmarks"));
+        };
+        Ok(Response::new(b.request(&caller, req.into_inner()).await?))
     }
 
     async fn report_benchmark(
         &self,
-        _req: Request<ReportBenchmarkRequest>,
+        req: Request<ReportBenchmarkRequest>,
     ) -> Result<Response<ReportBenchmarkResponse>, Status> {
-        Err(Status::unimplemented("benchmarks are not served yet"))
+        let caller = Caller::of(&req)?;
+        let Some(b) = &self.bench else {
+            return Err(Status::unimplemented("this validator serves no benchmarks"));
+        };
+        Ok(Response::new(b.report(&caller, req.into_inner()).await?))
     }
 }

@@ -141,7 +141,10 @@ pub fn round_scores(inputs: &[MinerInput], w: &ScoreWeights) -> Result<Vec<Parts
     let mut seen = HashSet::new();
     for m in inputs {
         if !seen.insert(m.uid) {
-            return Err(ScoringError::Invalid(format!("uid {} appears twice", m.uid)));
+            return Err(ScoringError::Invalid(format!(
+                "uid {} appears twice",
+                m.uid
+            )));
         }
         for s in &m.samples {
             finite(m.uid, "upload throughput", s.upload_bytes_per_s)?;
@@ -611,11 +614,17 @@ mod tests {
         assert!((c.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // Redistribution can push another over: capped too.
         let c = cap_max_weight(&[0.6, 0.35, 0.05], 0.4).expect("cap");
-        assert!((c[0] - 0.4).abs() < 1e-12 && (c[1] - 0.4).abs() < 1e-12, "{c:?}");
+        assert!(
+            (c[0] - 0.4).abs() < 1e-12 && (c[1] - 0.4).abs() < 1e-12,
+            "{c:?}"
+        );
         assert!((c[2] - 0.2).abs() < 1e-12);
         // Impossible: two miners cannot stay under 0.3 each.
         assert!(cap_max_weight(&[0.5, 0.5, 0.0], 0.3).is_err());
-        assert_eq!(cap_max_weight(&[0.9, 0.1], 1.0).expect("no cap"), vec![0.9, 0.1]);
+        assert_eq!(
+            cap_max_weight(&[0.9, 0.1], 1.0).expect("no cap"),
+            vec![0.9, 0.1]
+        );
     }
 
     #[test]

@@ -92,12 +92,13 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open)?;
         conn.execute_batch(SCHEMA).map_err(open)?;
+        conn.execute_batch(super::records::SCHEMA).map_err(open)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 

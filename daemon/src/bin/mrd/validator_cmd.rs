@@ -4,12 +4,17 @@
 use crate::node;
 use anyhow::Context;
 use clap::Args;
+use mapreduce::chain::ChainSigner;
 use mapreduce::config::flags::{CommonArgs, ServeArgs};
 use mapreduce::control::auth::Admission;
+use mapreduce::control::benchmark::BenchDesk;
 use mapreduce::control::server::serve_validator;
 use mapreduce::control::validator::{ValidatorOptions, ValidatorService, ValidatorState};
 use mapreduce::validator::Store;
+use mapreduce::validator::score::ScoringOptions;
 use mapreduce::validator::sync::poll_miners;
+use mapreduce::validator::view::ScoringView;
+use mapreduce::validator::weights::{SharedChainWeights, WeightLoop};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,18 +76,31 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
             miners_per_job: cfg.validator.miners_per_job,
         },
     );
-    let layer = node::auth_layer(
-        &node,
-        Admission::Clients {
-            allow: cfg.validator.clients.clone(),
-        },
-        "validator",
+    let scoring = ScoringOptions::from_config(&cfg.validator);
+    if scoring.benchmark_hotkeys.len() < 3 {
+        tracing::warn!(
+            bots = scoring.benchmark_hotkeys.len(),
+            "fewer than 3 benchmark bots in validator.benchmark_hotkeys: run at least 3, on separate machines, so no single bot's network decides the scores"
+        );
+    }
+    let desk = BenchDesk::new(
+        Arc::clone(&state),
+        scoring.clone(),
+        Some(node.registry.clone()),
     );
+    // Bots are admitted with the clients; the benchmark handlers check the bot list.
+    let mut allow = cfg.validator.clients.clone();
+    allow.extend(scoring.benchmark_hotkeys.iter().cloned());
+    let layer = node::auth_layer(&node, Admission::Clients { allow }, "validator");
+    let chain_weights = SharedChainWeights::default();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_validator(
         axon,
         layer,
-        ValidatorService { state },
+        ValidatorService {
+            state,
+            bench: Some(Arc::clone(&desk)),
+        },
         async {
             let _ = stop_rx.await;
         },
@@ -107,8 +125,28 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
             });
         }
     };
+    // What the admin API (ListMiners, GetWeights) reads; see mapreduce::validator::view.
+    let _scoring_view = ScoringView {
+        store: Arc::clone(&store),
+        options: scoring.clone(),
+        registry: Some(node.registry.clone()),
+        own: node.key.ss58_address().to_string(),
+        chain: Arc::clone(&chain_weights),
+    };
+    let weights = WeightLoop {
+        chain: &node.chain,
+        signer: ChainSigner::new((*node.key).clone()).context("hotkey signer")?,
+        netuid: cfg.netuid,
+        store: Arc::clone(&store),
+        desk,
+        registry: node.registry.clone(),
+        options: scoring,
+        view: chain_weights,
+        tick: Duration::from_secs(3),
+    };
     tokio::select! {
         _ = node::metagraph_sync(&node, sync_blocks, on_sync) => {}
+        _ = weights.run() => {}
         _ = node::shutdown_signal() => {}
     }
     let _ = stop_tx.send(());
