@@ -1,6 +1,7 @@
 //! `mrctl`: the mapreduce operator console.
 
 mod cli;
+pub mod client;
 
 use clap::{Parser, Subcommand};
 use mapreduce::config::Loader;

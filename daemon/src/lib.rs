@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map: `core` is pure domain code, `wallet` holds Bittensor keys and
 //! request signing, `config` the layered configuration, `logging` the tracing set-up.
 
+pub mod admin;
 pub mod chain;
 pub mod config;
 pub mod control;

@@ -142,10 +142,13 @@ min_validator_stake = 0.0
 clients = ["*"]
 sync_interval_blocks = 1
 db = "{db}"
+[admin]
+socket = "{socket}"
 {extra}
 "#,
         wallets = dir.join("wallets").display(),
         db = dir.join("validator.sqlite").display(),
+        socket = dir.join(format!("{name}.sock")).display(),
     );
     std::fs::write(&path, text).expect("config");
     path

@@ -96,6 +96,28 @@ pub struct ServeArgs {
     /// Data-plane (relay) port [default: 9000].
     #[arg(long = "relay.port", visible_alias = "relay-port", global = true)]
     pub relay_port: Option<u16>,
+    /// Admin API unix socket [default: $XDG_RUNTIME_DIR/mapreduce/<role>.sock, /run/mapreduce as root].
+    #[arg(
+        long = "admin.socket",
+        visible_alias = "admin-socket",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub admin_socket: Option<PathBuf>,
+    /// Admin API on TCP instead of the socket, e.g. 127.0.0.1:7070 (loopback unless --admin.allow_remote).
+    #[arg(
+        long = "admin.addr",
+        visible_alias = "admin-addr",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub admin_addr: Option<std::net::SocketAddr>,
+    /// Allow --admin.addr to be a non-loopback address.
+    #[arg(long = "admin.allow_remote", visible_aliases = ["admin-allow-remote", "admin.allow-remote"], global = true, action = ArgAction::SetTrue)]
+    pub admin_allow_remote: bool,
+    /// Admin bearer token file (created 0600) [default: beside the socket].
+    #[arg(long = "admin.token_file", visible_aliases = ["admin-token-file", "admin.token-file"], global = true, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Turns flags into dotted-key overrides.
@@ -159,6 +181,10 @@ impl Overrides for ServeArgs {
         if let Some(p) = self.relay_port {
             o.push(("relay.port".into(), Value::from(p)));
         }
+        push_path(&mut o, "admin.socket", &self.admin_socket);
+        push(&mut o, "admin.addr", &self.admin_addr);
+        push_flag(&mut o, "admin.allow_remote", self.admin_allow_remote);
+        push_path(&mut o, "admin.token_file", &self.admin_token_file);
         o
     }
 }

@@ -80,6 +80,25 @@ impl MinerState {
         self.accepted().len().max(self.relay.job_count())
     }
 
+    /// (memory limit, memory reserved) in bytes, as Status reports them.
+    pub fn memory(&self) -> (u64, u64) {
+        (
+            self.accepted_budget.limit(),
+            self.accepted_budget.used().max(self.relay.budget.used()),
+        )
+    }
+
+    /// Accepted jobs: (job id, validator hotkey, reservation expiry in unix ms), by job id.
+    pub fn accepted_jobs(&self) -> Vec<(u64, String, u64)> {
+        let mut v: Vec<(u64, String, u64)> = self
+            .accepted()
+            .iter()
+            .map(|(&id, a)| (id, a.validator.clone(), a.expires_at_ms))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Drops expired reservations; returns how many.
     pub fn sweep(&self) -> usize {
         let now = now_ms();

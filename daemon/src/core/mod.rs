@@ -3,6 +3,7 @@
 pub mod job;
 pub mod scoring;
 pub mod shards;
+pub mod traffic;
 pub mod version;
 
 pub use job::{Collective, Dtype, Op};

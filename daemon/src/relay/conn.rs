@@ -4,8 +4,9 @@
 use super::job::{JobCell, Out};
 use super::machine::Fault;
 use super::server::Relay;
+use crate::core::traffic::FlowCounter;
 use crate::wire::handshake::{now_ms, verify_hello};
-use crate::wire::{Frame, FrameCodec, Header, Kind, WireError};
+use crate::wire::{Frame, FrameCodec, HEADER_LEN, Header, Kind, WireError};
 use futures_util::StreamExt;
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -61,16 +62,22 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         Err(e) => return refuse(&mut wr, addr, &e.to_string()).await,
     };
     let _guard = ConnGuard::new(&relay, &cell);
+    let peer = verified.ticket.peers.get(rank as usize).cloned();
+    let flow = relay.traffic.flow(
+        "peer",
+        peer.as_deref().unwrap_or(&addr.to_string()),
+        &format!("rank {rank} of job {}", verified.ticket.job_id),
+    );
     let block_bytes = cell.lock().machine.params().block_bytes();
     framed
         .decoder_mut()
         .set_max_payload(u32::try_from(block_bytes.max(4096)).unwrap_or(u32::MAX));
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(writer(Arc::clone(&cell), rank, wr, rx));
+    let writer = tokio::spawn(writer(Arc::clone(&cell), rank, wr, rx, Arc::clone(&flow)));
     if cell.join(rank, tx).is_ok() {
         tracing::debug!(job = cell.key.0, shard, rank, %addr, "peer joined");
-        reader(&cell, rank, &mut framed).await;
+        reader(&cell, rank, &mut framed, &flow).await;
         // Only a rank that joined owns its queue (a duplicate's was never registered).
         cell.close_writer(rank);
     }
@@ -132,6 +139,7 @@ async fn reader(
     cell: &Arc<JobCell>,
     rank: u32,
     framed: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+    flow: &FlowCounter,
 ) {
     let mut progress = cell.watch();
     loop {
@@ -170,6 +178,7 @@ async fn reader(
                 return;
             }
             Some(Ok(frame)) => {
+                flow.add_in((HEADER_LEN + frame.payload.len()) as u64);
                 let end = frame.header.kind == Kind::End;
                 if cell.apply(|m| m.on_frame(rank, frame)).is_err() || end {
                     return;
@@ -184,6 +193,7 @@ async fn writer(
     rank: u32,
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
+    flow: Arc<FlowCounter>,
 ) {
     let (job, shard) = cell.key;
     let (dtype, who) = {
@@ -218,6 +228,9 @@ async fn writer(
             }
         };
         let res = tokio::time::timeout(cell.deadline, write).await;
+        if let (Ok(Ok(())), Out::Block(b)) = (&res, &msg) {
+            flow.add_out((HEADER_LEN + b.payload.len()) as u64);
+        }
         // The block is released as soon as this peer has it (or is given up on).
         drop(msg);
         let why = match res {

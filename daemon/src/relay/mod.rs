@@ -12,4 +12,4 @@ pub mod machine;
 pub mod server;
 
 pub use budget::{Budget, BudgetError, Reservation};
-pub use server::{Relay, RelayOptions, Trust};
+pub use server::{Relay, RelayJob, RelayOptions, Trust};

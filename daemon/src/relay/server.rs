@@ -78,7 +78,24 @@ impl RelayOptions {
 pub struct Relay {
     pub options: RelayOptions,
     pub budget: Arc<Budget>,
+    /// Bytes in and out per peer, for the admin API's metrics.
+    pub traffic: crate::core::traffic::Traffic,
     jobs: Mutex<HashMap<(u64, u32), Arc<JobCell>>>,
+}
+
+/// A job as the relay holds it, for the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayJob {
+    pub job: u64,
+    pub shard: u32,
+    pub peers: u32,
+    /// Wire dtype code.
+    pub dtype: u32,
+    /// Elements of this shard.
+    pub elements: u64,
+    pub peer_hotkeys: Vec<String>,
+    /// Why it failed, while it closes.
+    pub failed: Option<String>,
 }
 
 /// Why a handshake's job cannot be joined.
@@ -98,6 +115,7 @@ impl Relay {
     pub fn new(options: RelayOptions) -> Arc<Relay> {
         Arc::new(Relay {
             budget: Budget::new(options.max_memory),
+            traffic: crate::core::traffic::Traffic::new(),
             options,
             jobs: Mutex::new(HashMap::new()),
         })
@@ -110,6 +128,29 @@ impl Relay {
     /// Jobs currently held (running, or failed and still closing).
     pub fn job_count(&self) -> usize {
         self.jobs().len()
+    }
+
+    /// The jobs held now: (job id, shard, peers, elements of the shard, dtype, closed).
+    pub fn jobs_snapshot(&self) -> Vec<RelayJob> {
+        let mut out: Vec<RelayJob> = self
+            .jobs()
+            .iter()
+            .map(|(&(job, shard), cell)| {
+                let g = cell.lock();
+                let p = g.machine.params();
+                RelayJob {
+                    job,
+                    shard,
+                    peers: p.p(),
+                    dtype: u32::from(p.dtype.code()),
+                    elements: p.plan.elements,
+                    peer_hotkeys: p.peers.clone(),
+                    failed: g.machine.failed().map(|f| f.reason.clone()),
+                }
+            })
+            .collect();
+        out.sort_by_key(|j| (j.job, j.shard));
+        out
     }
 
     /// Accepts connections until the listener fails.

@@ -172,6 +172,19 @@ impl Store {
             .optional()?)
     }
 
+    /// Live jobs (pending, running) and the `finished` newest others, newest first.
+    pub fn recent_jobs(&self, finished: u32) -> Result<Vec<JobRow>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT * FROM (SELECT * FROM jobs WHERE state IN (1, 2)
+             UNION ALL SELECT * FROM (SELECT * FROM jobs WHERE state NOT IN (1, 2)
+               ORDER BY created_at_ms DESC LIMIT ?1))
+             ORDER BY created_at_ms DESC, job_id DESC",
+        )?;
+        let rows = st.query_map(params![finished], Self::row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn put_miner(&self, m: &MinerRow) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO miners VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -248,7 +261,23 @@ mod tests {
         }
         let s = Store::open(&path).expect("reopen");
         assert_eq!(s.job(job.job_id).expect("get"), Some(job.clone()));
-        assert_eq!(s.job_by_name("run").expect("name"), Some(job));
+        assert_eq!(s.job_by_name("run").expect("name"), Some(job.clone()));
         assert_eq!(s.miners().expect("miners").len(), 1);
+        let done = JobRow {
+            job_id: 9,
+            state: 3,
+            created_at_ms: 5,
+            ..job.clone()
+        };
+        s.put_job(&done).expect("put");
+        let ids = |n| -> Vec<u64> {
+            s.recent_jobs(n)
+                .expect("recent")
+                .iter()
+                .map(|j| j.job_id)
+                .collect()
+        };
+        assert_eq!(ids(0), vec![job.job_id], "live jobs always");
+        assert_eq!(ids(5), vec![9, job.job_id], "newest first");
     }
 }

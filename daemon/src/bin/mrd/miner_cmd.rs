@@ -4,6 +4,7 @@
 use crate::node;
 use anyhow::Context;
 use clap::Args;
+use mapreduce::admin::roles::MinerRole;
 use mapreduce::config::flags::{CommonArgs, ServeArgs};
 use mapreduce::control::auth::Admission;
 use mapreduce::control::miner::{MinerService, MinerState};
@@ -49,8 +50,8 @@ fn trusted(
 }
 
 pub fn run(args: MinerArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = node::load(common, serve)?;
     if args.drain {
+        let config = node::load(common, serve)?;
         let wallet = mapreduce::wallet::Wallet::from_config(&config.wallet);
         let hk = wallet
             .hotkey_public(wallet.hotkey_name())
@@ -67,11 +68,15 @@ pub fn run(args: MinerArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::R
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let _log = mapreduce::logging::init(&config.logging, "miner")?;
-    node::runtime()?.block_on(main(args, config))
+    let (config, boot, _log) = node::boot(common, serve, "miner")?;
+    node::runtime()?.block_on(main(args, config, boot))
 }
 
-async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
+async fn main(
+    args: MinerArgs,
+    config: mapreduce::config::Config,
+    boot: node::AdminBoot,
+) -> anyhow::Result<ExitCode> {
     let node = node::start(config, "miner").await?;
     let cfg = &node.config;
     let min_stake = cfg.miner.min_validator_stake;
@@ -121,12 +126,26 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
             let _ = stop_rx.await;
         },
     ));
+    let admin = node::start_admin(
+        &node,
+        &boot,
+        Arc::new(MinerRole {
+            state: Arc::clone(&state),
+            registry: node.registry.clone(),
+            axon_address: axon_addr.to_string(),
+            seen: Default::default(),
+        }),
+        vec![state.relay.traffic.clone()],
+    )
+    .await?;
     let _pid = crate::pidfile::PidFile::create(node.key.ss58_address())?;
+    admin.set_ready().await;
     // The line scripts and tests wait for.
     println!(
-        "miner ready: hotkey {} uid {} axon {axon_addr} relay {relay_address}",
+        "miner ready: hotkey {} uid {} axon {axon_addr} relay {relay_address} admin {}",
         node.key.ss58_address(),
-        node.uid
+        node.uid,
+        admin.endpoint
     );
     std::io::stdout().flush().context("stdout")?;
     crate::systemd::ready(&format!("serving: axon {axon_addr}, relay {relay_address}"));
@@ -145,6 +164,7 @@ async fn main(args: MinerArgs, config: mapreduce::config::Config) -> anyhow::Res
     }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    admin.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

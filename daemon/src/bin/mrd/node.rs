@@ -2,6 +2,7 @@
 //! axon listener and serve_axon, the metagraph registry, and the shutdown signal.
 
 use anyhow::{Context, bail};
+use mapreduce::admin::{Admin, AdminSetup, ContextParts, RoleData};
 use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Metagraph};
 use mapreduce::config::flags::{CommonArgs, Overrides, ServeArgs};
 use mapreduce::config::{Config, Loader};
@@ -24,13 +25,74 @@ pub struct Node {
 }
 
 pub fn load(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<Config> {
+    Ok(loader(common, serve).load()?.config)
+}
+
+/// The layers a daemon's configuration comes from (the admin API validates edits with them).
+pub fn loader(common: &CommonArgs, serve: &ServeArgs) -> Loader {
     let mut flags = common.overrides();
     flags.extend(serve.overrides());
-    Ok(Loader::from_process()
+    Loader::from_process()
         .file(common.config.clone())
         .flags(flags)
-        .load()?
-        .config)
+}
+
+/// Starts the admin API of a daemon (refusing to start on a bad socket, address or token file).
+pub async fn start_admin(
+    node: &Node,
+    setup: &AdminBoot,
+    role: Arc<dyn RoleData>,
+    traffic: Vec<mapreduce::core::traffic::Traffic>,
+) -> anyhow::Result<Admin> {
+    let cfg = &node.config;
+    let admin = Admin::start(AdminSetup {
+        parts: ContextParts {
+            role,
+            hotkey: node.key.ss58_address().to_string(),
+            netuid: u32::from(cfg.netuid),
+            chain_endpoint: cfg.subtensor.endpoint(),
+            config: cfg.clone(),
+            config_path: setup.file.clone(),
+            loader: setup.loader.clone(),
+            logs: Some(setup.capture.clone()),
+            log_level: Some(setup.level.clone()),
+            endpoint: String::new(),
+        },
+        admin: cfg.admin.clone(),
+        socket_name: setup.role.to_string(),
+        traffic,
+    })
+    .await
+    .context("starting the admin API")?;
+    Ok(admin)
+}
+
+/// What the admin API needs from before the runtime starts: layers, file, logging handles.
+pub struct AdminBoot {
+    pub role: &'static str,
+    pub loader: Loader,
+    pub file: Option<std::path::PathBuf>,
+    pub capture: mapreduce::logging::LogCapture,
+    pub level: mapreduce::logging::LevelHandle,
+}
+
+/// Loads the configuration and starts logging; what every daemon does first.
+pub fn boot(
+    common: &CommonArgs,
+    serve: &ServeArgs,
+    role: &'static str,
+) -> anyhow::Result<(Config, AdminBoot, mapreduce::logging::LogGuard)> {
+    let loader = loader(common, serve);
+    let loaded = loader.load()?;
+    let log = mapreduce::logging::init(&loaded.config.logging, role)?;
+    let boot = AdminBoot {
+        role,
+        loader,
+        file: loaded.file.clone(),
+        capture: log.capture.clone(),
+        level: log.level_handle(),
+    };
+    Ok((loaded.config, boot, log))
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -4,6 +4,7 @@
 use crate::node;
 use anyhow::Context;
 use clap::Args;
+use mapreduce::admin::roles::ValidatorRole;
 use mapreduce::chain::ChainSigner;
 use mapreduce::config::flags::{CommonArgs, ServeArgs};
 use mapreduce::control::auth::Admission;
@@ -29,9 +30,8 @@ pub fn run(
     common: &CommonArgs,
     serve: &ServeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let config = node::load(common, serve)?;
-    let _log = mapreduce::logging::init(&config.logging, "validator")?;
-    node::runtime()?.block_on(main(config))
+    let (config, boot, _log) = node::boot(common, serve, "validator")?;
+    node::runtime()?.block_on(main(config, boot))
 }
 
 fn db_path(config: &mapreduce::config::Config, ss58: &str) -> anyhow::Result<PathBuf> {
@@ -48,7 +48,10 @@ fn db_path(config: &mapreduce::config::Config, ss58: &str) -> anyhow::Result<Pat
     Ok(path)
 }
 
-async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
+async fn main(
+    config: mapreduce::config::Config,
+    boot: node::AdminBoot,
+) -> anyhow::Result<ExitCode> {
     let node = node::start(config, "validator").await?;
     let cfg = &node.config;
     let path = db_path(cfg, node.key.ss58_address())?;
@@ -105,11 +108,25 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         },
     ));
+    let admin = node::start_admin(
+        &node,
+        &boot,
+        Arc::new(ValidatorRole {
+            store: Arc::clone(&store),
+            registry: node.registry.clone(),
+            axon_address: axon_addr.to_string(),
+            seen: Default::default(),
+        }),
+        Vec::new(),
+    )
+    .await?;
+    admin.set_ready().await;
     println!(
-        "validator ready: hotkey {} uid {} axon {axon_addr} db {}",
+        "validator ready: hotkey {} uid {} axon {axon_addr} db {} admin {}",
         node.key.ss58_address(),
         node.uid,
-        path.display()
+        path.display(),
+        admin.endpoint
     );
     std::io::stdout().flush().context("stdout")?;
     crate::systemd::ready(&format!("serving: axon {axon_addr}"));
@@ -151,5 +168,6 @@ async fn main(config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    admin.stop().await;
     Ok(ExitCode::SUCCESS)
 }

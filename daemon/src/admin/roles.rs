@@ -1,0 +1,266 @@
+//! [`RoleData`] for the miner and the validator daemons. The validator's scores and weights and
+//! the bench daemon's bots are wired here once their workstreams land (see the module docs of
+//! `crate::validator` and `crate::bench`); until then those calls answer UNIMPLEMENTED.
+
+use super::role::RoleData;
+use crate::control::miner::MinerState;
+use crate::control::registry::MetagraphRegistry;
+use crate::validator::{JobRow, Store};
+use crate::wire::handshake::now_ms;
+use mr_proto::v1::{
+    JobList, JobMiner, JobState, JobSummary, MinerInfo, MinerList, MinerSummary, Role,
+    Status as DaemonStatus, ValidatorSummary, status::Summary,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tonic::Status;
+
+/// The chain block last seen in the metagraph, and when it was first seen (unix ms).
+#[derive(Default)]
+pub struct BlockSeen(Mutex<(u64, u64)>);
+
+impl BlockSeen {
+    pub fn observe(&self, registry: &MetagraphRegistry) -> (u64, u64) {
+        let block = registry.get().map_or(0, |m| m.block);
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if block != g.0 {
+            *g = (block, now_ms());
+        }
+        *g
+    }
+}
+
+fn chain_fields(s: &mut DaemonStatus, registry: &MetagraphRegistry, seen: &BlockSeen) {
+    let (block, at) = seen.observe(registry);
+    s.last_block = block;
+    s.last_block_at_ms = at;
+    if let Some(m) = registry.get() {
+        s.uid = m.by_hotkey(&s.hotkey).map(|n| u32::from(n.uid));
+    }
+}
+
+/// The miner daemon's side.
+pub struct MinerRole {
+    pub state: Arc<MinerState>,
+    pub registry: MetagraphRegistry,
+    pub axon_address: String,
+    pub seen: BlockSeen,
+}
+
+#[tonic::async_trait]
+impl RoleData for MinerRole {
+    fn role(&self) -> Role {
+        Role::Miner
+    }
+
+    fn fill_status(&self, s: &mut DaemonStatus) {
+        chain_fields(s, &self.registry, &self.seen);
+        let st = &self.state;
+        let (limit, reserved) = st.memory();
+        let jobs = st.jobs_running() as u32;
+        s.jobs_running = jobs;
+        s.summary = Some(Summary::Miner(MinerSummary {
+            axon_address: self.axon_address.clone(),
+            relay_address: st.relay_address.clone(),
+            memory_limit: limit,
+            memory_reserved: reserved,
+            jobs_running: jobs,
+            jobs_served: 0,
+            bytes_in_per_s: 0.0,
+            bytes_out_per_s: 0.0,
+            draining: st.draining(),
+        }));
+    }
+
+    fn gauges(&self) -> (u32, u64) {
+        (self.state.jobs_running() as u32, self.state.memory().1)
+    }
+
+    async fn list_jobs(&self, _recent: u32) -> Result<JobList, Status> {
+        // A miner keeps no history: its jobs are the reservations and what the relay holds.
+        let relay = self.state.relay.jobs_snapshot();
+        let mut jobs: HashMap<u64, JobSummary> = HashMap::new();
+        for (id, validator, expires) in self.state.accepted_jobs() {
+            jobs.insert(
+                id,
+                JobSummary {
+                    job_id: id,
+                    name: String::new(),
+                    state: JobState::Pending as i32,
+                    reason: format!("reserved for validator {validator} until {expires} ms"),
+                    ..Default::default()
+                },
+            );
+        }
+        for r in relay {
+            let j = jobs.entry(r.job).or_insert_with(|| JobSummary {
+                job_id: r.job,
+                ..Default::default()
+            });
+            j.state = if r.failed.is_some() {
+                JobState::Failed as i32
+            } else {
+                JobState::Running as i32
+            };
+            j.reason = r.failed.unwrap_or_default();
+            j.world_size = r.peers;
+            j.peers = r.peer_hotkeys;
+            j.elements += r.elements;
+            j.dtype = r.dtype;
+        }
+        let mut jobs: Vec<JobSummary> = jobs.into_values().collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.job_id));
+        Ok(JobList { jobs })
+    }
+}
+
+/// The validator daemon's side.
+pub struct ValidatorRole {
+    pub store: Arc<Store>,
+    pub registry: MetagraphRegistry,
+    pub axon_address: String,
+    pub seen: BlockSeen,
+}
+
+fn db(e: crate::validator::StoreError) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn host_of(addr: &str) -> String {
+    addr.rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_matches(['[', ']'])
+        .to_string()
+}
+
+/// A stored job as the admin API shows it; a live job past its expiry shows as expired.
+pub fn job_summary(j: &JobRow, uids: &HashMap<String, (u32, String)>) -> JobSummary {
+    let live = j.state == JobState::Pending as i32 || j.state == JobState::Running as i32;
+    let state = if live && j.expires_at_ms <= now_ms() {
+        JobState::Expired as i32
+    } else {
+        j.state
+    };
+    JobSummary {
+        job_id: j.job_id,
+        name: j.name.clone(),
+        state,
+        reason: j.reason.clone(),
+        world_size: j.world_size,
+        peers: j.peers.clone(),
+        miners: j
+            .miners
+            .iter()
+            .map(|hk| {
+                let (uid, address) = uids.get(hk).cloned().unwrap_or_default();
+                JobMiner {
+                    uid,
+                    hotkey: hk.clone(),
+                    address,
+                }
+            })
+            .collect(),
+        elements: j.elements,
+        dtype: j.dtype,
+        created_at_ms: j.created_at_ms,
+        ..Default::default()
+    }
+}
+
+impl ValidatorRole {
+    fn miner_index(&self) -> Result<HashMap<String, (u32, String)>, Status> {
+        Ok(self
+            .store
+            .miners()
+            .map_err(db)?
+            .into_iter()
+            .map(|m| (m.hotkey, (u32::from(m.uid), m.relay_address)))
+            .collect())
+    }
+}
+
+#[tonic::async_trait]
+impl RoleData for ValidatorRole {
+    fn role(&self) -> Role {
+        Role::Validator
+    }
+
+    fn fill_status(&self, s: &mut DaemonStatus) {
+        chain_fields(s, &self.registry, &self.seen);
+        let miners = self.store.miners().unwrap_or_default();
+        let running = self
+            .store
+            .recent_jobs(0)
+            .map(|j| {
+                j.iter()
+                    .filter(|j| j.state == JobState::Running as i32 && j.expires_at_ms > now_ms())
+                    .count() as u32
+            })
+            .unwrap_or(0);
+        s.jobs_running = running;
+        s.summary = Some(Summary::Validator(ValidatorSummary {
+            axon_address: self.axon_address.clone(),
+            miners_total: miners.len() as u32,
+            miners_reachable: miners.iter().filter(|m| m.reachable).count() as u32,
+            jobs_running: running,
+            ..Default::default()
+        }));
+    }
+
+    fn gauges(&self) -> (u32, u64) {
+        let running = self
+            .store
+            .recent_jobs(0)
+            .map(|j| j.iter().filter(|j| j.expires_at_ms > now_ms()).count() as u32)
+            .unwrap_or(0);
+        (running, 0)
+    }
+
+    async fn list_miners(&self) -> Result<MinerList, Status> {
+        let miners = self
+            .store
+            .miners()
+            .map_err(db)?
+            .into_iter()
+            .map(|m| MinerInfo {
+                uid: u32::from(m.uid),
+                ip: host_of(&m.axon),
+                hotkey: m.hotkey,
+                axon: m.axon,
+                relay: m.relay_address,
+                reachable: m.reachable,
+                memory_free: m.memory_free,
+                flags: if m.reachable {
+                    Vec::new()
+                } else {
+                    vec!["unreachable".into()]
+                },
+                ..Default::default()
+            })
+            .collect();
+        Ok(MinerList { miners })
+    }
+
+    async fn list_jobs(&self, recent: u32) -> Result<JobList, Status> {
+        let uids = self.miner_index()?;
+        let jobs = self
+            .store
+            .recent_jobs(recent)
+            .map_err(db)?
+            .iter()
+            .map(|j| job_summary(j, &uids))
+            .collect();
+        Ok(JobList { jobs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_strips_the_port() {
+        assert_eq!(host_of("127.0.0.3:8091"), "127.0.0.3");
+        assert_eq!(host_of("[::1]:8091"), "::1");
+    }
+}
