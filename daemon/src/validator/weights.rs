@@ -55,6 +55,8 @@ struct Gate {
     at_ms: u64,
     warned: Option<(u64, u64)>,
     reveal_at_ms: u64,
+    /// Block at which the loop first looked (the first round comes an interval after it).
+    started: Option<u64>,
 }
 
 impl WeightLoop<'_> {
@@ -80,9 +82,9 @@ impl WeightLoop<'_> {
         let block = self.chain.block_number().await.map_err(|e| s(&e))?;
         self.set_view(|v| v.current_block = block);
         let last = self.store.last_round().map_err(|e| s(&e))?;
-        let due = last
-            .as_ref()
-            .is_none_or(|r| block >= r.block + self.options.interval_blocks);
+        let started = *gate.started.get_or_insert(block);
+        let due =
+            block >= last.as_ref().map_or(started, |r| r.block) + self.options.interval_blocks;
         let unsent = match &last {
             Some(r) => {
                 !r.uids.is_empty() && !self.store.round_sent(r.round_id).map_err(|e| s(&e))?
@@ -182,8 +184,7 @@ impl WeightLoop<'_> {
                 round: r.round_id,
                 block: st.next_allowed_block,
                 at_ms: 0,
-                warned: gate.warned,
-                reveal_at_ms: gate.reveal_at_ms,
+                ..std::mem::take(gate)
             };
             return Ok(());
         }
@@ -231,8 +232,7 @@ impl WeightLoop<'_> {
                     round: r.round_id,
                     block: block + self.options.interval_blocks.clamp(1, 10),
                     at_ms: now_ms() + 30_000,
-                    warned: gate.warned,
-                    reveal_at_ms: gate.reveal_at_ms,
+                    ..std::mem::take(gate)
                 };
             }
         }

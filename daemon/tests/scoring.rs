@@ -1,0 +1,576 @@
+//! Benchmarks, scores and weights end to end, all real processes: the subtensor runtime under
+//! chopsticks, `mrd validator` on 127.0.0.5 and three `mrd miner`s on 127.0.0.2-4. A bench bot
+//! hotkey asks for benchmarks through the signed control plane, runs a real all_reduce through
+//! each assigned miner as 3 virtual peers (every element checked) and reports; one miner is
+//! reported with a wrong result. After the round the weights are read back from the chain: the
+//! wrong miner has none and the reason is in the validator's database, the others have some.
+//! Refusals: a hotkey that is not a bot, an unknown and a duplicate benchmark id. Then kill -9
+//! with a benchmark outstanding, restart: scores, EMAs and weight history are identical, and the
+//! outstanding benchmark is still accepted. Every child is killed by pid when the test ends.
+
+use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
+use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
+use mapreduce::control::connect;
+use mapreduce::core::{Collective, Dtype, Op, Version};
+use mapreduce::peer::check;
+use mapreduce::peer::collective::Peer;
+use mapreduce::peer::job::Job;
+use mapreduce::validator::Store;
+use mapreduce::wallet::{Keypair, Wallet};
+use mr_proto::v1::validator_client::ValidatorClient;
+use mr_proto::v1::{
+    BenchmarkAssignment, BenchmarkOutcome, ReportBenchmarkRequest, RequestBenchmarkRequest,
+};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+/// Benchmark tensor per virtual peer: 4 MiB of f32.
+const BYTES: u64 = 4 << 20;
+const PEERS: u32 = 3;
+
+/// A child killed (SIGKILL) and reaped when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Waits for a stdout line starting with `prefix`; panics with the stderr file on timeout.
+    fn wait_line(&mut self, prefix: &str, log: &Path) -> String {
+        let end = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < end {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(st)) = self.child.try_wait() {
+                        panic!(
+                            "{prefix}: exited {st}: {}",
+                            std::fs::read_to_string(log).unwrap_or_default()
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    panic!(
+                        "{prefix}: stdout closed: {}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        panic!(
+            "no {prefix:?} line in 120 s: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
+fn spawn_mrd(home: &Path, config: &Path, role: &str, log: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mrd"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("RUST_LOG", "info")
+        .arg("--config")
+        .arg(config)
+        .arg(role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn mrd");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { child, lines }
+}
+
+/// "... axon 127.0.0.5:4321 ..." → "127.0.0.5:4321".
+fn field(line: &str, name: &str) -> String {
+    let mut it = line.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == name {
+            return it.next().expect("value").to_string();
+        }
+    }
+    panic!("no {name} in {line:?}")
+}
+
+fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        r#"netuid = {netuid}
+[wallet]
+name = "{name}"
+hotkey = "default"
+path = "{wallets}"
+[subtensor]
+network = "local"
+chain_endpoint = "{ws}"
+[axon]
+ip = "{ip}"
+port = 0
+[relay]
+ip = "{ip}"
+port = 0
+window_blocks = 4
+[miner]
+min_validator_stake = 0.0
+[validator]
+clients = ["*"]
+sync_interval_blocks = 1
+db = "{db}"
+{extra}
+"#,
+        wallets = dir.join("wallets").display(),
+        db = dir.join("validator.sqlite").display(),
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+struct Step(Instant);
+impl Step {
+    fn done(&mut self, what: &str) {
+        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+fn v() -> Option<mr_proto::v1::Version> {
+    Some(Version::CURRENT.into())
+}
+
+fn request() -> RequestBenchmarkRequest {
+    RequestBenchmarkRequest {
+        version: v(),
+        bytes: BYTES,
+        peers: PEERS,
+        miner_uid: None,
+        dtype: 0,
+    }
+}
+
+/// Runs the assignment's all_reduce as `PEERS` virtual peers with the bot's key, checks every
+/// element, and returns the report (throughput per virtual peer, latency of the slowest join).
+fn run_benchmark(a: &BenchmarkAssignment, bot: &Keypair, seed: u64) -> ReportBenchmarkRequest {
+    let ticket = a.ticket.clone().expect("ticket");
+    let elements = (BYTES / 4) as usize;
+    let started = mapreduce::wire::handshake::now_ms();
+    let t0 = Instant::now();
+    let times: Vec<(f64, f64)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..PEERS)
+            .map(|rank| {
+                let ticket = ticket.clone();
+                s.spawn(move || {
+                    let job = Job::from_ticket(ticket, rank).expect("job");
+                    let mut peer = Peer::connect(job, bot).expect("connect");
+                    let joined = t0.elapsed().as_secs_f64() * 1000.0;
+                    let mut data = vec![0f32; elements];
+                    check::fill(seed, rank, &mut data);
+                    let t = Instant::now();
+                    peer.all_reduce(&mut data, Op::Sum).expect("all_reduce");
+                    let took = t.elapsed().as_secs_f64();
+                    check::verify(
+                        seed,
+                        PEERS,
+                        Collective::AllReduce(Op::Sum),
+                        Dtype::F32,
+                        rank,
+                        &data,
+                    )
+                    .expect("every element checked");
+                    (joined, took)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("peer")).collect()
+    });
+    let took = times.iter().map(|t| t.1).fold(0.0, f64::max).max(1e-6);
+    let latency = times.iter().map(|t| t.0).fold(0.0, f64::max);
+    ReportBenchmarkRequest {
+        version: v(),
+        benchmark_id: a.benchmark_id,
+        miner_uid: a.miner_uid,
+        miner_hotkey: a.miner_hotkey.clone(),
+        outcome: BenchmarkOutcome::Ok as i32,
+        reason: String::new(),
+        bytes: BYTES,
+        peers: PEERS,
+        seed,
+        checked_elements: BYTES / 4 * u64::from(PEERS),
+        upload_bytes_per_s: BYTES as f64 / took,
+        download_bytes_per_s: BYTES as f64 / took,
+        broadcast_bytes_per_s: 0.0,
+        latency_ms: latency,
+        all_reduce_s: took,
+        broadcast_s: 0.0,
+        started_at_ms: started,
+        finished_at_ms: mapreduce::wire::handshake::now_ms(),
+    }
+}
+
+/// Everything a restart must keep: EMAs, the last round's scores, the weight history.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    emas: Vec<(String, u16, f64)>,
+    round: Option<mapreduce::validator::records::RoundRow>,
+    scores: Vec<mapreduce::validator::records::ScoreRow>,
+    history: Vec<mapreduce::validator::records::WeightSetRow>,
+}
+
+fn snapshot(db: &Path) -> Snapshot {
+    let s = Store::open(db).expect("db");
+    let round = s.last_round().expect("round");
+    Snapshot {
+        emas: s.emas().expect("emas"),
+        scores: round
+            .as_ref()
+            .map(|r| s.round_scores(r.round_id).expect("scores"))
+            .unwrap_or_default(),
+        round,
+        history: s.weight_sets(1000).expect("history"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kill_9() {
+    let mut t = Step(Instant::now());
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let chain = tokio::task::spawn_blocking(|| {
+        let mut o = DevChainOptions::new().expect("spec");
+        o.install = true;
+        DevChain::start(o).expect("chopsticks")
+    })
+    .await
+    .expect("join");
+    let ws = chain.ws_url();
+    let mut o = ChainOptions::new(ws.clone());
+    o.watchdog = None;
+    o.call_timeout = Duration::from_secs(60);
+    o.inclusion_timeout = Duration::from_secs(60);
+    let client = ChainClient::connect(o).await.expect("connect");
+    t.done(&format!("chopsticks at {ws}"));
+
+    let alice = ChainSigner::dev("Alice").expect("alice");
+    let owner = Keypair::generate(12).expect("owner");
+    let netuid = create_dev_subnet(
+        &client,
+        &alice,
+        &owner.public_key(),
+        &DevSubnetParams::default(),
+    )
+    .await
+    .expect("subnet");
+    let wallets = dir.path().join("wallets");
+    let names = ["validator", "miner1", "miner2", "miner3"];
+    let mut keys = Vec::new();
+    let mut uids = Vec::new();
+    for name in names {
+        let w = Wallet::new(&wallets, name, "default");
+        let k = w.create_hotkey(12, false).expect("hotkey");
+        client
+            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
+            .await
+            .expect("fund");
+        uids.push(
+            client
+                .burned_register(&alice, netuid, &k.public_key())
+                .await
+                .expect("register"),
+        );
+        keys.push(k);
+    }
+    t.done(&format!(
+        "subnet {netuid}: validator and 3 miners registered, uids {uids:?}"
+    ));
+
+    let bot = Keypair::generate(12).expect("bot");
+    let stranger = Keypair::generate(12).expect("stranger");
+    let interval = 5u64;
+    let extra = format!(
+        "benchmark_hotkeys = [\"{}\"]\nweights_interval_blocks = {interval}\nema_alpha = 0.5\n",
+        bot.ss58_address()
+    );
+    let mut miners = Vec::new();
+    for (i, name) in names.iter().enumerate().skip(1) {
+        let ip = format!("127.0.0.{}", i + 1);
+        let cfg = write_config(dir.path(), name, netuid, &ws, &ip, "");
+        let log = dir.path().join(format!("{name}.log"));
+        let mut p = spawn_mrd(&home, &cfg, "miner", &log);
+        p.wait_line("miner ready", &log);
+        miners.push(p);
+    }
+    t.done("3 miners ready");
+
+    let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", &extra);
+    let vlog = dir.path().join("validator.log");
+    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
+    let line = validator.wait_line("validator ready", &vlog);
+    let endpoint = field(&line, "axon");
+    let vhotkey = keys[0].ss58_address().to_string();
+    let db = dir.path().join("validator.sqlite");
+    t.done(&format!("validator ready at {endpoint}"));
+
+    let as_bot = |key: &Keypair| {
+        let (endpoint, vhotkey, key) = (endpoint.clone(), vhotkey.clone(), Arc::new(key.clone()));
+        async move {
+            ValidatorClient::new(
+                connect(&endpoint, key, &vhotkey, Duration::from_secs(10))
+                    .await
+                    .expect("connect"),
+            )
+        }
+    };
+    let mut vc = as_bot(&bot).await;
+    let mut sc = as_bot(&stranger).await;
+
+    // Refusals change nothing.
+    let e = sc
+        .request_benchmark(request())
+        .await
+        .expect_err("not a bot");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message().contains("validator.benchmark_hotkeys"),
+        "{}",
+        e.message()
+    );
+    let mut unknown = run_benchmark_stub(12345);
+    let e = vc
+        .report_benchmark(unknown.clone())
+        .await
+        .expect_err("unknown id");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    unknown.benchmark_id = 0;
+    assert!(vc.report_benchmark(unknown).await.is_err());
+    t.done("refused: a hotkey that is no bot, an unknown benchmark id");
+
+    // One benchmark per miner: least recently benchmarked first, so three different miners.
+    let mut assigned = Vec::new();
+    for _ in 0..3 {
+        let a = vc
+            .request_benchmark(request())
+            .await
+            .expect("assignment")
+            .into_inner();
+        assert_eq!(a.ticket.as_ref().expect("ticket").signature.len(), 64);
+        assigned.push(a);
+    }
+    let mut hit: Vec<u32> = assigned.iter().map(|a| a.miner_uid).collect();
+    hit.sort();
+    assert_eq!(
+        hit,
+        uids[1..].iter().map(|u| u32::from(*u)).collect::<Vec<_>>()
+    );
+    // Every miner is busy now: a fourth request is refused, not double-booked.
+    let e = vc.request_benchmark(request()).await.expect_err("all busy");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    t.done(&format!(
+        "3 assignments, miners {hit:?}; a 4th refused while all are busy"
+    ));
+
+    let wrong = assigned[2].clone();
+    for (i, a) in assigned.iter().enumerate() {
+        let mut r = if a.benchmark_id == wrong.benchmark_id {
+            // The miner under test returned a wrong sum (what a dishonest relay does).
+            let mut r = run_benchmark_stub(a.benchmark_id);
+            r.miner_uid = a.miner_uid;
+            r.miner_hotkey = a.miner_hotkey.clone();
+            r.outcome = BenchmarkOutcome::WrongResult as i32;
+            r.reason = "element 17 of rank 1 is 3.5, expected 4.25".into();
+            r
+        } else {
+            let (a, bot) = (a.clone(), bot.clone());
+            tokio::task::spawn_blocking(move || run_benchmark(&a, &bot, 40 + i as u64))
+                .await
+                .expect("bench")
+        };
+        let resp = vc
+            .report_benchmark(r.clone())
+            .await
+            .expect("report")
+            .into_inner();
+        assert!(resp.accepted);
+        if a.benchmark_id == wrong.benchmark_id {
+            assert_eq!(resp.score, 0.0);
+        } else {
+            assert!(resp.score > 0.0, "{resp:?}");
+            println!(
+                "miner uid {}: {:.1} MiB/s per virtual peer, score {:.3}",
+                a.miner_uid,
+                r.upload_bytes_per_s / (1 << 20) as f64,
+                resp.score
+            );
+        }
+        // Duplicates are refused.
+        r.reason = "again".into();
+        let e = vc.report_benchmark(r).await.expect_err("duplicate");
+        assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    }
+    // Another bot's benchmark cannot be reported by a stranger either.
+    let e = sc
+        .report_benchmark(run_benchmark_stub(assigned[0].benchmark_id))
+        .await
+        .expect_err("stranger");
+    assert_eq!(e.code(), Code::PermissionDenied);
+    t.done("3 reports accepted (1 wrong result); duplicates refused");
+
+    // The round comes `interval` blocks after the validator started; the weights follow.
+    let start = client.block_number().await.expect("block");
+    client
+        .dev_new_blocks(interval as u32 + 1)
+        .await
+        .expect("blocks");
+    let end = Instant::now() + Duration::from_secs(90);
+    let on_chain = loop {
+        let w = client.weights(netuid, uids[0]).await.expect("weights");
+        if !w.is_empty() {
+            break w;
+        }
+        assert!(
+            Instant::now() < end,
+            "no weights on chain 90 s after block {start}: {}",
+            std::fs::read_to_string(&vlog).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("weights on chain from uid {}: {on_chain:?}", uids[0]);
+    let wrong_uid = wrong.miner_uid as u16;
+    assert!(
+        on_chain.iter().all(|(u, _)| *u != wrong_uid),
+        "the wrong miner has weight: {on_chain:?}"
+    );
+    for a in assigned
+        .iter()
+        .filter(|a| a.benchmark_id != wrong.benchmark_id)
+    {
+        let u = a.miner_uid as u16;
+        assert!(
+            on_chain.iter().any(|(x, w)| *x == u && *w > 0),
+            "honest uid {u} has no weight: {on_chain:?}"
+        );
+    }
+    // The database says why, and recorded the weight set.
+    let end = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let s = snapshot(&db);
+        if s.history.iter().any(|w| w.ok) {
+            break s;
+        }
+        assert!(Instant::now() < end, "no weight set recorded: {s:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let w = before
+        .scores
+        .iter()
+        .find(|s| s.uid == wrong_uid)
+        .expect("wrong miner scored");
+    assert_eq!(w.weight, 0.0);
+    assert_eq!(w.ema, 0.0);
+    assert!(
+        w.flags
+            .iter()
+            .any(|f| f == "wrong_result: element 17 of rank 1 is 3.5, expected 4.25"),
+        "{w:?}"
+    );
+    assert!(
+        before.history[0].ok && before.history[0].kind == "set",
+        "{:?}",
+        before.history
+    );
+    for s in before.scores.iter().filter(|s| s.uid != wrong_uid) {
+        assert!(s.weight > 0.0 && s.ema > 0.0 && s.flags.is_empty(), "{s:?}");
+    }
+    t.done("weights on chain: the wrong miner has none (reason recorded), the honest ones some");
+
+    // kill -9 with a benchmark outstanding, restart on the same port and database.
+    let outstanding = vc
+        .request_benchmark(request())
+        .await
+        .expect("assignment")
+        .into_inner();
+    let port = endpoint.rsplit(':').next().expect("port").to_string();
+    let text = std::fs::read_to_string(&vcfg).expect("config");
+    std::fs::write(
+        &vcfg,
+        text.replacen("port = 0", &format!("port = {port}"), 1),
+    )
+    .expect("config");
+    let before = snapshot(&db);
+    validator.child.kill().expect("kill -9");
+    let _ = validator.child.wait();
+    drop(validator);
+    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
+    validator.wait_line("validator ready", &vlog);
+    // Let the restarted loop look at the chain a few times.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = snapshot(&db);
+    assert_eq!(before, after, "state changed across kill -9");
+    let mut vc = as_bot(&bot).await;
+    let r = {
+        let (a, bot) = (outstanding.clone(), bot.clone());
+        tokio::task::spawn_blocking(move || run_benchmark(&a, &bot, 99))
+            .await
+            .expect("bench")
+    };
+    let resp = vc
+        .report_benchmark(r)
+        .await
+        .expect("report after restart")
+        .into_inner();
+    assert!(resp.accepted);
+    t.done(&format!(
+        "kill -9 and restart: {} EMAs, {} scores, {} weight sets identical; the outstanding benchmark was reported after",
+        after.emas.len(),
+        after.scores.len(),
+        after.history.len()
+    ));
+    drop(validator);
+    drop(miners);
+    drop(chain);
+}
+
+/// A report with nothing measured, for refusals and the wrong-result case.
+fn run_benchmark_stub(id: u64) -> ReportBenchmarkRequest {
+    ReportBenchmarkRequest {
+        version: v(),
+        benchmark_id: id,
+        miner_uid: 0,
+        miner_hotkey: String::new(),
+        outcome: BenchmarkOutcome::Ok as i32,
+        reason: String::new(),
+        bytes: BYTES,
+        peers: PEERS,
+        seed: 1,
+        checked_elements: 0,
+        upload_bytes_per_s: 0.0,
+        download_bytes_per_s: 0.0,
+        broadcast_bytes_per_s: 0.0,
+        latency_ms: 0.0,
+        all_reduce_s: 0.0,
+        broadcast_s: 0.0,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+    }
+}
