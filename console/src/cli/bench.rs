@@ -58,6 +58,16 @@ pub struct LocalArgs {
     /// Skip the broadcast measurements.
     #[arg(long)]
     pub no_broadcast: bool,
+    /// Run relay i inside network namespace i of this comma-separated list (`ip netns exec`;
+    /// root). Used by scripts/bench/wan.sh to put each relay behind its own shaped link.
+    #[arg(long, value_delimiter = ',', value_name = "NETNS")]
+    pub relay_netns: Vec<String>,
+    /// Address relay i binds and is reached at, one per relay [default: 127.0.0.1].
+    #[arg(long, value_delimiter = ',', value_name = "IP")]
+    pub relay_ip: Vec<std::net::IpAddr>,
+    /// Run peer j inside network namespace j of this comma-separated list (`ip netns exec`; root).
+    #[arg(long, value_delimiter = ',', value_name = "NETNS")]
+    pub peer_netns: Vec<String>,
     /// The mrd binary [default: beside mrctl, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub mrd: Option<PathBuf>,
@@ -133,9 +143,31 @@ struct RelayProc {
     addr: String,
 }
 
-fn start_relay(mrd: &PathBuf, validator: &str, a: &LocalArgs) -> anyhow::Result<RelayProc> {
-    let mut cmd = Command::new(mrd);
-    cmd.args(["relay", "--relay.port", "0", "--relay.ip", "127.0.0.1"])
+/// `mrd`, or `ip netns exec NETNS mrd` when a namespace is given (ip execs mrd in place, so the
+/// child's pid, /proc figures and kill all reach mrd itself).
+fn mrd_command(mrd: &PathBuf, netns: Option<&String>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(mrd);
+            c
+        }
+        None => Command::new(mrd),
+    }
+}
+
+fn start_relay(
+    mrd: &PathBuf,
+    validator: &str,
+    a: &LocalArgs,
+    i: usize,
+) -> anyhow::Result<RelayProc> {
+    let ip = a
+        .relay_ip
+        .get(i)
+        .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+    let mut cmd = mrd_command(mrd, a.relay_netns.get(i));
+    cmd.args(["relay", "--relay.port", "0", "--relay.ip", &ip])
         .args(["--trust", validator])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -149,7 +181,7 @@ fn start_relay(mrd: &PathBuf, validator: &str, a: &LocalArgs) -> anyhow::Result<
     }
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("starting {} relay", mrd.display()))?;
+        .with_context(|| format!("starting {} relay {i}", mrd.display()))?;
     let lines = lines_of(&mut child)?;
     let guard = Guard(child);
     let line = lines
@@ -263,11 +295,20 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
     if a.mib.is_nan() || a.mib <= 0.0 {
         bail!("--mib must be above 0");
     }
+    for (flag, n, want) in [
+        ("--relay-netns", a.relay_netns.len(), a.miners),
+        ("--relay-ip", a.relay_ip.len(), a.miners),
+        ("--peer-netns", a.peer_netns.len(), a.peers),
+    ] {
+        if n != 0 && n != want as usize {
+            bail!("{flag} lists {n} entries, one per process is needed ({want})");
+        }
+    }
     let mrd = find_mrd(&a.mrd)?;
     let elements = (a.mib * 1024.0 * 1024.0 / 4.0).round().max(1.0) as u64;
     let validator = new_key()?;
     let relays: Vec<RelayProc> = (0..a.miners)
-        .map(|_| start_relay(&mrd, validator.ss58_address(), a))
+        .map(|i| start_relay(&mrd, validator.ss58_address(), a, i as usize))
         .collect::<anyhow::Result<_>>()?;
     let peer_keys: Vec<Keypair> = (0..a.peers)
         .map(|_| new_key())
@@ -301,7 +342,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
 
     let mut peers = Vec::new();
     for (rank, k) in peer_keys.iter().enumerate() {
-        let mut child = Command::new(&mrd)
+        let mut child = mrd_command(&mrd, a.peer_netns.get(rank))
             .arg("bench-peer")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
