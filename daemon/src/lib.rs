@@ -4,6 +4,7 @@
 //! request signing, `config` the layered configuration, `logging` the tracing set-up.
 
 pub mod admin;
+pub mod bench;
 pub mod chain;
 pub mod config;
 pub mod control;

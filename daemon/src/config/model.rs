@@ -293,6 +293,14 @@ pub struct BenchConfig {
     pub peers: u32,
     /// The validator's control-plane address (`host:port`); discovered from the chain when unset.
     pub validator: Option<String>,
+    /// The validator's hotkey (ss58); found in the metagraph by its axon address when unset.
+    pub validator_hotkey: Option<String>,
+    /// Seconds between the end of one scheduled benchmark and the next request.
+    pub interval_secs: u64,
+    /// First wait after a failure to get or report a benchmark, in seconds (doubles up to the max).
+    pub backoff_initial_secs: u64,
+    /// Longest wait between retries, in seconds.
+    pub backoff_max_secs: u64,
 }
 
 impl Default for BenchConfig {
@@ -301,6 +309,10 @@ impl Default for BenchConfig {
             mib: 50,
             peers: 3,
             validator: None,
+            validator_hotkey: None,
+            interval_secs: 60,
+            backoff_initial_secs: 1,
+            backoff_max_secs: 120,
         }
     }
 }

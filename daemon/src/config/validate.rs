@@ -248,6 +248,46 @@ pub fn validate(c: &Config) -> Vec<Problem> {
 
     in_range(&mut out, "bench.mib", c.bench.mib, 1, 64 * 1024);
     in_range(&mut out, "bench.peers", c.bench.peers, 1, 64);
+    in_range(
+        &mut out,
+        "bench.interval_secs",
+        c.bench.interval_secs,
+        1,
+        86_400,
+    );
+    in_range(
+        &mut out,
+        "bench.backoff_initial_secs",
+        c.bench.backoff_initial_secs,
+        1,
+        3_600,
+    );
+    in_range(
+        &mut out,
+        "bench.backoff_max_secs",
+        c.bench.backoff_max_secs,
+        c.bench.backoff_initial_secs.max(1),
+        86_400,
+    );
+    if let Some(v) = &c.bench.validator
+        && v.rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        out.push(problem(
+            "bench.validator",
+            v,
+            "host:port of the validator's axon, e.g. 203.0.113.7:8091",
+        ));
+    }
+    if let Some(h) = &c.bench.validator_hotkey
+        && crate::wallet::ss58::decode(h).is_err()
+    {
+        out.push(problem(
+            "bench.validator_hotkey",
+            h,
+            "the validator's hotkey as an ss58 address",
+        ));
+    }
 
     if let Some(addr) = c.admin.addr
         && !addr.ip().is_loopback()

@@ -7,13 +7,14 @@
 
 use super::conn::{Conn, JoinTimes};
 use super::deadline::Deadline;
+use super::progress::PeerProgress;
 use super::{Job, PeerError};
 use crate::core::{Collective, Dtype, Op};
 use crate::wallet::Keypair;
 use crate::wire::dtype;
 use crate::wire::{Header, Kind, checksum};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a peer that saw a miner fail waits before dropping its other connections.
@@ -28,6 +29,7 @@ pub struct Peer {
     failed: Option<String>,
     deadline: Deadline,
     setup: Duration,
+    progress: Option<Arc<PeerProgress>>,
 }
 
 /// What went wrong in an operation. A reader's error is the cause (the relay's own report, or
@@ -112,11 +114,17 @@ impl Peer {
             seq: 0,
             failed: None,
             setup,
+            progress: None,
         })
     }
 
     pub fn job(&self) -> &Job {
         &self.job
+    }
+
+    /// Counts this peer's bytes and block times into `p` from now on.
+    pub fn set_progress(&mut self, p: Arc<PeerProgress>) {
+        self.progress = Some(p);
     }
 
     /// From the first handshake sent to the last miner's word that every peer had joined.
@@ -198,18 +206,19 @@ impl Peer {
         }
         let failure = Failure::default();
         let job = &self.job;
+        let progress = self.progress.as_deref();
         let conns: &[Conn] = &self.conns;
         std::thread::scope(|s| {
             for (conn, shard) in conns.iter().zip(shards) {
                 let (tx, rx) = mpsc::channel::<&mut [f32]>();
                 let failure = &failure;
                 s.spawn(move || {
-                    if let Err(e) = send_shard(job, conn, shard, c, seq, tx) {
+                    if let Err(e) = send_shard(job, conn, shard, c, seq, tx, progress) {
                         Failure::record(&failure.writer, e);
                     }
                 });
                 s.spawn(move || {
-                    if let Err(e) = recv_shard(job, conn, c, seq, rx) {
+                    if let Err(e) = recv_shard(job, conn, c, seq, rx, progress) {
                         Failure::record(&failure.reader, e);
                         // Unblock everyone else now rather than at their deadlines; but first give
                         // the other miners a moment to see the same cause themselves, or they
@@ -234,6 +243,7 @@ fn during(c: Collective, seq: u32, block: u32, blocks: u32) -> String {
 }
 
 /// Sends `Begin` and this peer's blocks of one shard, handing each block to the reader after.
+#[allow(clippy::too_many_arguments)]
 fn send_shard<'a>(
     job: &Job,
     conn: &Conn,
@@ -241,6 +251,7 @@ fn send_shard<'a>(
     c: Collective,
     seq: u32,
     to_reader: mpsc::Sender<&'a mut [f32]>,
+    progress: Option<&PeerProgress>,
 ) -> Result<(), PeerError> {
     let plan = conn.plan;
     let blocks = plan.blocks();
@@ -274,6 +285,9 @@ fn send_shard<'a>(
                 checksum: checksum(payload),
             };
             conn.send(&h, payload, &during(c, seq, b, blocks))?;
+            if let Some(p) = progress {
+                p.on_sent(block.len());
+            }
         }
         if c.receives(rank) && to_reader.send(block).is_err() {
             // The reader stopped: its error says why.
@@ -290,6 +304,7 @@ fn recv_shard(
     c: Collective,
     seq: u32,
     from_writer: mpsc::Receiver<&mut [f32]>,
+    progress: Option<&PeerProgress>,
 ) -> Result<(), PeerError> {
     if !c.receives(job.rank) {
         return Ok(());
@@ -325,6 +340,9 @@ fn recv_shard(
                 conn.recv_payload(&h, &mut buf, &what)?;
                 dtype::decode_into(&buf, d, block);
             }
+        }
+        if let Some(p) = progress {
+            p.on_received(block.len());
         }
     }
     Ok(())

@@ -22,9 +22,11 @@ pub mod conn;
 pub mod deadline;
 pub mod error;
 pub mod job;
+pub mod progress;
 pub mod session;
 
 pub use collective::Peer;
 pub use error::PeerError;
 pub use job::Job;
+pub use progress::PeerProgress;
 pub use session::{Session, SessionError, SessionOptions, ValidatorAddr};

@@ -181,6 +181,12 @@ impl JobCell {
                     payload,
                     checksum,
                 } => {
+                    #[cfg(feature = "dishonest-relay")]
+                    let (payload, checksum, honest) =
+                        match super::dishonest::tamper(block, payload.clone(), checksum) {
+                            Some((p, c)) => (p, c, true),
+                            None => (payload, checksum, false),
+                        };
                     let out = Arc::new(OutBlock {
                         seq,
                         block,
@@ -188,6 +194,12 @@ impl JobCell {
                         checksum,
                         job: Arc::downgrade(self),
                     });
+                    #[cfg(feature = "dishonest-relay")]
+                    if !honest {
+                        // Dropped: released outside the lock, so the window still moves on.
+                        dropped.push(out);
+                        continue;
+                    }
                     for (rank, w) in g.writers.iter().enumerate() {
                         if skip == Some(rank as u32) {
                             continue;

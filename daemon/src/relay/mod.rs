@@ -7,6 +7,8 @@
 
 pub mod budget;
 pub mod conn;
+#[cfg(feature = "dishonest-relay")]
+pub mod dishonest;
 pub mod job;
 pub mod machine;
 pub mod server;

@@ -68,8 +68,14 @@ pub struct RelayProc {
 
 impl RelayProc {
     pub fn start(trust: &Keypair, env: &[(&str, &str)]) -> RelayProc {
+        RelayProc::start_args(trust, env, &[])
+    }
+
+    /// With extra arguments after `relay` (e.g. `--dishonest corrupt` in test builds).
+    pub fn start_args(trust: &Keypair, env: &[(&str, &str)], extra: &[&str]) -> RelayProc {
         let mut cmd = Proc::new(mrd());
         cmd.args(["--config", &empty_config(), "relay", "--relay.port", "0"])
+            .args(extra)
             .args(["--relay.ip", "127.0.0.1", "--trust", trust.ss58_address()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -1,5 +1,6 @@
 //! `mrd`: the mapreduce daemons (miner, validator, bench) and their offline helpers.
 
+mod bench_cmd;
 mod bench_peer;
 mod config_cmd;
 mod devnet_cmd;
@@ -41,6 +42,8 @@ enum Command {
     Miner(miner_cmd::MinerArgs),
     /// Run a validator: metagraph sync, miner polls, jobs for training peers (SQLite state).
     Validator(validator_cmd::ValidatorArgs),
+    /// Run a benchmark bot: benchmarks miners for its validator, every byte checked.
+    Bench(bench_cmd::BenchArgs),
     /// Dev-chain helpers for scripts/devnet.
     #[command(subcommand)]
     Devnet(devnet_cmd::DevnetCmd),
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Devnet(cmd) => devnet_cmd::run(cmd, &cli.common, &cli.serve),
         Command::Miner(args) => miner_cmd::run(args, &cli.common, &cli.serve),
         Command::Validator(args) => validator_cmd::run(args, &cli.common, &cli.serve),
+        Command::Bench(args) => bench_cmd::run(args, &cli.common, &cli.serve),
         Command::BenchPeer => bench_peer::run(),
     };
     match result {

@@ -25,6 +25,10 @@ pub struct MinerArgs {
     /// Longest wait for running jobs when draining, in seconds.
     #[arg(long, default_value_t = 600)]
     pub drain_timeout_secs: u64,
+    /// Test builds only (feature `dishonest-relay`): cheat on every result block.
+    #[cfg(feature = "dishonest-relay")]
+    #[arg(long, hide = true, value_name = "MODE")]
+    pub dishonest: Option<mapreduce::relay::dishonest::Dishonesty>,
 }
 
 /// Validators whose tickets the relay serves: configured ones, and every registered hotkey with
@@ -69,6 +73,10 @@ pub fn run(args: MinerArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::R
         return Ok(ExitCode::SUCCESS);
     }
     let (config, boot, _log) = node::boot(common, serve, "miner")?;
+    #[cfg(feature = "dishonest-relay")]
+    if let Some(mode) = args.dishonest {
+        mapreduce::relay::dishonest::set(mode);
+    }
     node::runtime()?.block_on(main(args, config, boot))
 }
 

@@ -23,6 +23,10 @@ pub struct RelayArgs {
     /// Worker threads [default: the number of cores, at most 4].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Test builds only (feature `dishonest-relay`): cheat on every result block.
+    #[cfg(feature = "dishonest-relay")]
+    #[arg(long, hide = true, value_name = "MODE")]
+    pub dishonest: Option<mapreduce::relay::dishonest::Dishonesty>,
 }
 
 pub fn run(args: RelayArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -44,6 +48,10 @@ pub fn run(args: RelayArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::R
         bail!("no trusted validator: pass --trust <validator ss58> or set relay.trust");
     }
     let _log = mapreduce::logging::init(&loaded.config.logging, "relay")?;
+    #[cfg(feature = "dishonest-relay")]
+    if let Some(mode) = args.dishonest {
+        mapreduce::relay::dishonest::set(mode);
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))

@@ -1,0 +1,368 @@
+//! One benchmark: the bot plays the ticket's P virtual peers (threads, each a real
+//! [`Peer`](crate::peer::Peer) with its own connection), runs all_reduce (sum) then a broadcast
+//! from rank 0 through the miner, checks every element of every peer's result against the
+//! known answer, and measures throughput and latency.
+//!
+//! The data comes from a seed drawn after the assignment arrived (see
+//! [`check`](crate::peer::check)): rank r's all_reduce input is `value(seed, r, i)`; the
+//! broadcast's data is rank 0's input under [`broadcast_seed`]`(seed)`, so it cannot be replayed
+//! from the all_reduce. f32 sums in rank order are exact, so the check is bit for bit.
+
+use super::state::{BenchResult, Outcome, Phase};
+use crate::core::{Collective, Dtype, Op};
+use crate::peer::check::{self, Mismatch};
+use crate::peer::{Job, Peer, PeerError, PeerProgress};
+use crate::wallet::Keypair;
+use crate::wire::SignedTicket;
+use crate::wire::handshake::now_ms;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often progress is sampled while the peers run.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Seed of the broadcast data, derived from the benchmark's seed.
+pub fn broadcast_seed(seed: u64) -> u64 {
+    seed.rotate_left(17) ^ 0xB0AD_CA57_5EED_0001
+}
+
+/// A progress sample: phase, bytes moved by all virtual peers together, of the total, and the
+/// throughput over the last sample interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub bytes_per_s: f64,
+}
+
+/// What one virtual peer did.
+struct RankRun {
+    allreduce: Vec<f32>,
+    broadcast: Vec<f32>,
+    connect_started: Instant,
+    first_result: Option<Instant>,
+    upload_s: f64,
+    download_s: f64,
+    all_reduce_s: f64,
+    broadcast_s: f64,
+    broadcast_recv_s: f64,
+}
+
+/// Why a virtual peer stopped, and whether it had joined the job.
+struct RankFailure {
+    error: PeerError,
+    joined: bool,
+}
+
+/// Runs the benchmark of `ticket` with `key` (every rank of the ticket must be `key`'s hotkey)
+/// on data from `seed`. Never panics on what the miner does; every failure becomes an
+/// [`Outcome`] with a reason. `on_progress` is called from this thread a few times a second.
+pub fn run(
+    ticket: &SignedTicket,
+    key: &Keypair,
+    seed: u64,
+    on_progress: &mut dyn FnMut(Progress),
+) -> BenchResult {
+    let started_at_ms = now_ms();
+    let mut result = BenchResult {
+        outcome: Outcome::Error,
+        reason: String::new(),
+        seed,
+        bytes: 0,
+        peers: 0,
+        checked_elements: 0,
+        upload_bytes_per_s: 0.0,
+        download_bytes_per_s: 0.0,
+        broadcast_bytes_per_s: 0.0,
+        latency_ms: 0.0,
+        all_reduce_s: 0.0,
+        broadcast_s: 0.0,
+        started_at_ms,
+        finished_at_ms: started_at_ms,
+    };
+    let jobs: Result<Vec<Job>, PeerError> = match Job::from_ticket(ticket.clone(), 0) {
+        Ok(j) => (0..j.peers)
+            .map(|r| Job::from_ticket(ticket.clone(), r))
+            .collect(),
+        Err(e) => Err(e),
+    };
+    let jobs = match jobs {
+        Ok(j) => j,
+        Err(e) => {
+            result.reason = format!("the assignment's ticket is unusable: {e}");
+            result.finished_at_ms = now_ms();
+            return result;
+        }
+    };
+    let first = &jobs[0];
+    let p = first.peers;
+    let n = first.elements;
+    result.peers = p;
+    result.bytes = n * 4;
+    if let Some(h) = first.peer_hotkeys.iter().find(|h| *h != key.ss58_address()) {
+        result.reason = format!(
+            "the ticket names peer {h}, not this bot ({})",
+            key.ss58_address()
+        );
+        result.finished_at_ms = now_ms();
+        return result;
+    }
+    let dtype = first.dtype;
+    let layout = first.layout.clone();
+    let bseed = broadcast_seed(seed);
+    let d = n * 4;
+    // all_reduce: every peer sends and receives D; broadcast: rank 0 sends D, the others get it.
+    let ar_total = 2 * d * u64::from(p);
+    let total = ar_total + d * u64::from(p);
+    let progress: Vec<Arc<PeerProgress>> = (0..p).map(|_| Arc::new(PeerProgress::new())).collect();
+    let connected = AtomicU32::new(0);
+
+    let runs: Vec<Result<RankRun, RankFailure>> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .zip(&progress)
+            .map(|(job, prog)| {
+                let connected = &connected;
+                s.spawn(move || virtual_peer(job, key, seed, bseed, Arc::clone(prog), connected))
+            })
+            .collect();
+        let mut last = (Instant::now(), 0u64);
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(TICK);
+            let done: u64 = progress.iter().map(|x| x.sent() + x.received()).sum();
+            let now = Instant::now();
+            let rate = (done.saturating_sub(last.1)) as f64
+                / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, done);
+            let phase = if connected.load(Ordering::Relaxed) < p {
+                Phase::Connecting
+            } else if done < ar_total {
+                Phase::AllReduce
+            } else {
+                Phase::Broadcast
+            };
+            on_progress(Progress {
+                phase,
+                bytes_done: done.min(total),
+                bytes_total: total,
+                bytes_per_s: rate,
+            });
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RankFailure {
+                        error: PeerError::Failed("a virtual peer panicked".into()),
+                        joined: false,
+                    })
+                })
+            })
+            .collect()
+    });
+
+    // The most telling failure wins (the relay's own report, then what readers saw).
+    let mut failures: Vec<RankFailure> = Vec::new();
+    let mut oks: Vec<RankRun> = Vec::new();
+    for r in runs {
+        match r {
+            Ok(x) => oks.push(x),
+            Err(f) => failures.push(f),
+        }
+    }
+    if let Some(f) = failures.into_iter().max_by_key(|f| f.error.rank()) {
+        let (outcome, reason) = classify(&f.error, f.joined);
+        result.outcome = outcome;
+        result.reason = reason;
+        result.finished_at_ms = now_ms();
+        return result;
+    }
+
+    on_progress(Progress {
+        phase: Phase::Verifying,
+        bytes_done: total,
+        bytes_total: total,
+        bytes_per_s: 0.0,
+    });
+    let mean = |f: &dyn Fn(&RankRun) -> f64| oks.iter().map(f).sum::<f64>() / oks.len() as f64;
+    let rate = |secs: f64| if secs > 0.0 { d as f64 / secs } else { 0.0 };
+    result.upload_bytes_per_s = mean(&|r| rate(r.upload_s));
+    result.download_bytes_per_s = mean(&|r| rate(r.download_s));
+    result.all_reduce_s = oks.iter().map(|r| r.all_reduce_s).fold(0.0, f64::max);
+    result.broadcast_s = oks.iter().map(|r| r.broadcast_s).fold(0.0, f64::max);
+    let receivers: Vec<&RankRun> = oks.iter().skip(1).collect();
+    result.broadcast_bytes_per_s = if receivers.is_empty() {
+        rate(result.broadcast_s)
+    } else {
+        receivers
+            .iter()
+            .map(|r| rate(r.broadcast_recv_s))
+            .sum::<f64>()
+            / receivers.len() as f64
+    };
+    let start = oks.iter().map(|r| r.connect_started).min();
+    let first_result = oks.iter().filter_map(|r| r.first_result).min();
+    if let (Some(s), Some(f)) = (start, first_result) {
+        result.latency_ms = f.duration_since(s).as_secs_f64() * 1e3;
+    }
+
+    // Every element of every peer's results, ranks checked in parallel.
+    let checks: Vec<(u64, Result<(), String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = oks
+            .iter()
+            .enumerate()
+            .map(|(rank, r)| {
+                let layout = &layout;
+                s.spawn(move || verify_rank(seed, bseed, p, dtype, rank as u32, r, layout))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (0, Err("the check of a rank panicked".into())))
+            })
+            .collect()
+    });
+    result.checked_elements = checks.iter().map(|c| c.0).sum();
+    match checks.into_iter().find_map(|c| c.1.err()) {
+        Some(reason) => {
+            result.outcome = Outcome::WrongResult;
+            result.reason = reason;
+        }
+        None => result.outcome = Outcome::Ok,
+    }
+    result.finished_at_ms = now_ms();
+    result
+}
+
+/// One virtual peer: join, all_reduce, broadcast from rank 0; results kept for the check.
+fn virtual_peer(
+    job: Job,
+    key: &Keypair,
+    seed: u64,
+    bseed: u64,
+    progress: Arc<PeerProgress>,
+    connected: &AtomicU32,
+) -> Result<RankRun, RankFailure> {
+    let rank = job.rank;
+    let n = job.elements as usize;
+    let connect_started = Instant::now();
+    let mut peer = Peer::connect(job, key).map_err(|error| RankFailure {
+        error,
+        joined: false,
+    })?;
+    connected.fetch_add(1, Ordering::Relaxed);
+    peer.set_progress(Arc::clone(&progress));
+    let failed = |error| RankFailure {
+        error,
+        joined: true,
+    };
+
+    let mut allreduce = vec![0f32; n];
+    check::fill(seed, rank, &mut allreduce);
+    let t = Instant::now();
+    peer.all_reduce(&mut allreduce, Op::Sum).map_err(failed)?;
+    let all_reduce_s = t.elapsed().as_secs_f64();
+    let times = progress.times();
+    let since = |i: Option<Instant>| i.map_or(all_reduce_s, |i| i.duration_since(t).as_secs_f64());
+    let (upload_s, download_s) = (since(times.last_sent), since(times.last_received));
+    let first_result = times.first_received;
+
+    progress.reset_last();
+    let mut broadcast = vec![0f32; n];
+    if rank == 0 {
+        check::fill(bseed, 0, &mut broadcast);
+    } else {
+        // Anything but the answer, so a relay that sends nothing cannot pass.
+        broadcast.fill(f32::NAN);
+    }
+    let t = Instant::now();
+    peer.broadcast(&mut broadcast, 0).map_err(failed)?;
+    let broadcast_s = t.elapsed().as_secs_f64();
+    let broadcast_recv_s = progress
+        .times()
+        .last_received
+        .map_or(broadcast_s, |i| i.duration_since(t).as_secs_f64());
+    drop(peer);
+    Ok(RankRun {
+        allreduce,
+        broadcast,
+        connect_started,
+        first_result,
+        upload_s,
+        download_s,
+        all_reduce_s,
+        broadcast_s,
+        broadcast_recv_s,
+    })
+}
+
+/// Checks one rank's two results; returns the elements compared and the first difference.
+fn verify_rank(
+    seed: u64,
+    bseed: u64,
+    p: u32,
+    dtype: Dtype,
+    rank: u32,
+    r: &RankRun,
+    layout: &crate::core::Layout,
+) -> (u64, Result<(), String>) {
+    let n = r.allreduce.len() as u64;
+    let c = Collective::AllReduce(Op::Sum);
+    if let Err(m) = check::verify(seed, p, c, dtype, rank, &r.allreduce) {
+        return (m.index, Err(describe("all_reduce", rank, &m, layout)));
+    }
+    let c = Collective::Broadcast { src: 0 };
+    if let Err(m) = check::verify(bseed, p, c, dtype, rank, &r.broadcast) {
+        return (n + m.index, Err(describe("broadcast", rank, &m, layout)));
+    }
+    (2 * n, Ok(()))
+}
+
+/// "all_reduce on rank 1: shard 0 block 3 element 12 (tensor element 3145740) is ..., expected ...".
+fn describe(op: &str, rank: u32, m: &Mismatch, layout: &crate::core::Layout) -> String {
+    let shard = (0..layout.shard_count()).find(|&s| layout.shard(s).contains(&m.index));
+    let place = match shard {
+        Some(s) => {
+            let off = m.index - layout.shard(s).start;
+            let be = layout.block_elems().max(1);
+            format!(
+                "shard {s} block {} element {} (tensor element {})",
+                off / be,
+                off % be,
+                m.index
+            )
+        }
+        None => format!("tensor element {}", m.index),
+    };
+    format!(
+        "{op} on rank {rank}: {place} is {:e}, expected {:e} (bits {:#010x} vs {:#010x})",
+        m.got, m.want, m.got_bits, m.want_bits
+    )
+}
+
+/// The outcome a peer's error means for the miner under test.
+pub fn classify(e: &PeerError, joined: bool) -> (Outcome, String) {
+    let reason = e.to_string();
+    let outcome = match e {
+        PeerError::Connect { .. } => Outcome::Unreachable,
+        PeerError::Closed { .. } | PeerError::Io { .. } => Outcome::Unreachable,
+        PeerError::Timeout { .. } => Outcome::Timeout,
+        // Before the job started the relay's word is a refusal (trust, memory, limits).
+        PeerError::Relay { .. } if !joined => Outcome::Refused,
+        PeerError::Relay { .. } => Outcome::Error,
+        // Frames out of order, wrong lengths, bad checksums: the results are not what was asked.
+        PeerError::Protocol { .. } => Outcome::WrongResult,
+        PeerError::Ticket(_)
+        | PeerError::Key(_)
+        | PeerError::Rank { .. }
+        | PeerError::WrongKey { .. }
+        | PeerError::Length { .. }
+        | PeerError::Source { .. }
+        | PeerError::Failed(_) => Outcome::Error,
+    };
+    (outcome, reason)
+}
