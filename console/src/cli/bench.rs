@@ -21,6 +21,10 @@ use std::time::Duration;
 pub enum BenchCmd {
     /// Run relays and peers on 127.0.0.1 and time all_reduce and broadcast.
     Local(LocalArgs),
+    /// Benchmark a miner (or all) now, through a validator or bench daemon; progress bars per miner.
+    Start(super::bench_remote::StartArgs),
+    /// The bench bots' states (bench daemon), as a table or JSON.
+    Status(super::bench_remote::StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +81,10 @@ pub struct LocalArgs {
 }
 
 pub fn run(cmd: BenchCmd) -> ExitCode {
-    let BenchCmd::Local(args) = cmd;
+    let BenchCmd::Local(args) = cmd else {
+        // Start and Status talk to a daemon: main dispatches them to bench_remote.
+        return ExitCode::from(2);
+    };
     match local(&args) {
         Ok(report) => {
             let ok = report.ops.iter().all(|o| o.check == "exact");

@@ -179,11 +179,15 @@ fn leaves(prefix: &str, t: &dyn toml_edit::TableLike, out: &mut Vec<(String, Val
 
 /// The file text after the request's fragment and single sets.
 pub fn edit(old: &str, req: &UpdateConfigRequest) -> Result<String, Vec<ConfigProblem>> {
-    let mut doc: DocumentMut = old.parse().map_err(|e| {
-        vec![problem(
-            "",
-            format!("the config file is not valid TOML: {e}"),
-        )]
+    let replacing = !req.replace.is_empty();
+    let base = if replacing { req.replace.as_str() } else { old };
+    let mut doc: DocumentMut = base.parse().map_err(|e| {
+        let what = if replacing {
+            "the new file"
+        } else {
+            "the config file"
+        };
+        vec![problem("", format!("{what} is not valid TOML: {e}"))]
     })?;
     let mut sets: Vec<(String, Value)> = Vec::new();
     if !req.toml.trim().is_empty() {
@@ -199,6 +203,9 @@ pub fn edit(old: &str, req: &UpdateConfigRequest) -> Result<String, Vec<ConfigPr
             .map(|s| (s.key.trim().to_string(), parse_value(s.value.trim()))),
     );
     if sets.is_empty() {
+        if replacing {
+            return Ok(req.replace.clone());
+        }
         return Err(vec![problem(
             "",
             "nothing to change: give a fragment or KEY VALUE",

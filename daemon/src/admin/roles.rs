@@ -5,11 +5,12 @@
 use super::role::RoleData;
 use crate::control::miner::MinerState;
 use crate::control::registry::MetagraphRegistry;
+use crate::validator::view::ScoringView;
 use crate::validator::{JobRow, Store};
 use crate::wire::handshake::now_ms;
 use mr_proto::v1::{
-    JobList, JobMiner, JobState, JobSummary, MinerInfo, MinerList, MinerSummary, Role,
-    Status as DaemonStatus, ValidatorSummary, status::Summary,
+    GetWeightsRequest, JobList, JobMiner, JobState, JobSummary, MinerInfo, MinerList, MinerSummary,
+    Role, Status as DaemonStatus, ValidatorSummary, Weights, status::Summary,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -120,6 +121,9 @@ pub struct ValidatorRole {
     pub registry: MetagraphRegistry,
     pub axon_address: String,
     pub seen: BlockSeen,
+    /// Scores and weights (the scoring workstream's read API); None: miners without scores,
+    /// GetWeights UNIMPLEMENTED.
+    pub scoring: Option<ScoringView>,
 }
 
 fn db(e: crate::validator::StoreError) -> Status {
@@ -198,13 +202,28 @@ impl RoleData for ValidatorRole {
             })
             .unwrap_or(0);
         s.jobs_running = running;
-        s.summary = Some(Summary::Validator(ValidatorSummary {
+        let mut summary = ValidatorSummary {
             axon_address: self.axon_address.clone(),
             miners_total: miners.len() as u32,
             miners_reachable: miners.iter().filter(|m| m.reachable).count() as u32,
             jobs_running: running,
             ..Default::default()
-        }));
+        };
+        if let Some(v) = &self.scoring {
+            let chain = v.chain.read().unwrap_or_else(|e| e.into_inner()).clone();
+            summary.last_weights_block = chain.last_set_block;
+            summary.next_weights_block = chain.next_allowed_block;
+            summary.bots_known = v.options.benchmark_hotkeys.len() as u32;
+            summary.benchmarks_total = v
+                .miners()
+                .map(|m| {
+                    m.iter()
+                        .map(|i| u64::from(i.score.as_ref().map_or(0, |s| s.benchmarks)))
+                        .sum()
+                })
+                .unwrap_or(0);
+        }
+        s.summary = Some(Summary::Validator(summary));
     }
 
     fn gauges(&self) -> (u32, u64) {
@@ -216,7 +235,22 @@ impl RoleData for ValidatorRole {
         (running, 0)
     }
 
+    async fn get_weights(&self, req: GetWeightsRequest) -> Result<Weights, Status> {
+        match &self.scoring {
+            Some(v) => v
+                .weights(req.history)
+                .map_err(|e| Status::internal(e.to_string())),
+            None => Err(Status::unimplemented("this validator runs without scoring")),
+        }
+    }
+
     async fn list_miners(&self) -> Result<MinerList, Status> {
+        if let Some(v) = &self.scoring {
+            return v
+                .miners()
+                .map(|miners| MinerList { miners })
+                .map_err(|e| Status::internal(e.to_string()));
+        }
         let miners = self
             .store
             .miners()

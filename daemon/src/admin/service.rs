@@ -222,6 +222,11 @@ impl AdminContext {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             entries: config_edit::entries(&cfg, origin, &self.live_keys()),
+            file_text: self
+                .config_path
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default(),
         }
     }
 }

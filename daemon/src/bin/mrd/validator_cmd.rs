@@ -108,6 +108,14 @@ async fn main(
             let _ = stop_rx.await;
         },
     ));
+    // What the admin API (ListMiners, GetWeights) reads; see mapreduce::validator::view.
+    let scoring_view = ScoringView {
+        store: Arc::clone(&store),
+        options: scoring.clone(),
+        registry: Some(node.registry.clone()),
+        own: node.key.ss58_address().to_string(),
+        chain: Arc::clone(&chain_weights),
+    };
     let admin = node::start_admin(
         &node,
         &boot,
@@ -116,6 +124,7 @@ async fn main(
             registry: node.registry.clone(),
             axon_address: axon_addr.to_string(),
             seen: Default::default(),
+            scoring: Some(scoring_view),
         }),
         Vec::new(),
     )
@@ -141,14 +150,6 @@ async fn main(
                 }
             });
         }
-    };
-    // What the admin API (ListMiners, GetWeights) reads; see mapreduce::validator::view.
-    let _scoring_view = ScoringView {
-        store: Arc::clone(&store),
-        options: scoring.clone(),
-        registry: Some(node.registry.clone()),
-        own: node.key.ss58_address().to_string(),
-        chain: Arc::clone(&chain_weights),
     };
     let weights = WeightLoop {
         chain: &node.chain,
