@@ -154,6 +154,49 @@ socket = "{socket}"
     path
 }
 
+/// The Prometheus address a daemon logged ("Prometheus metrics at http://ADDR/metrics").
+fn metrics_addr(log: &Path) -> String {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split("Prometheus metrics at http://").nth(1)
+            && let Some(addr) = rest.split("/metrics").next()
+        {
+            return addr.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no metrics address in {}", log.display())
+}
+
+/// GET /metrics over a plain TCP connection: (status line, body).
+fn scrape(addr: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the exporter");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+/// The value of the first sample of `series` (a name, optionally with a label prefix).
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 fn run_job(addr: &ValidatorAddr, peers: &[Keypair], name: &str, elements: u64, seed: u64) -> u64 {
     std::thread::scope(|s| {
         let hs: Vec<_> = peers
@@ -280,7 +323,13 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
     let mut miners = Vec::new();
     for (i, name) in names.iter().enumerate().skip(1) {
         let ip = format!("127.0.0.{}", i + 1);
-        let cfg = write_config(dir.path(), name, netuid, &ws, &ip, "");
+        // miner1 also serves Prometheus metrics (checked after the first job).
+        let extra = if i == 1 {
+            format!("[metrics]\nenabled = true\naddr = \"{ip}:0\"")
+        } else {
+            String::new()
+        };
+        let cfg = write_config(dir.path(), name, netuid, &ws, &ip, &extra);
         let log = dir.path().join(format!("{name}.log"));
         let mut p = spawn_mrd(&home, &cfg, "miner", &log);
         let line = p.wait_line("miner ready", &log);
@@ -319,6 +368,40 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
         assert_eq!(row.state, JobState::Done as i32, "{row:?}");
         assert_eq!(row.miners.len(), 3);
     }
+
+    // miner1's Prometheus exporter: the job's bytes (summed from per-second samples, so allow
+    // a couple of seconds), its identity, memory, and the chain block.
+    let maddr = metrics_addr(&dir.path().join("miner1.log"));
+    // Each of 3 peers sends this miner its shard, about a third of the tensor (blocks are split
+    // as evenly as whole blocks allow), and receives the reduced shard back.
+    let shard_bytes = (ELEMENTS * 4) as f64 * 0.9;
+    let end = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = scrape(&maddr);
+        assert!(status.contains("200"), "{status}");
+        let got = sample(&body, "mapreduce_received_bytes_total").unwrap_or(0.0);
+        if got >= shard_bytes || Instant::now() > end {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for (series, at_least) in [
+        ("mapreduce_received_bytes_total", shard_bytes),
+        ("mapreduce_sent_bytes_total", shard_bytes),
+        ("mapreduce_info{", 1.0),
+        ("mapreduce_ready", 1.0),
+        ("mapreduce_chain_block ", 1.0),
+        ("mapreduce_process_resident_memory_bytes", 1.0),
+        ("mapreduce_relay_memory_limit_bytes", 1.0),
+    ] {
+        let v = sample(&body, series).unwrap_or_else(|| panic!("{series} missing:\n{body}"));
+        assert!(
+            v >= at_least,
+            "{series} = {v}, expected >= {at_least}:\n{body}"
+        );
+    }
+    assert!(body.contains("role=\"miner\""), "{body}");
+    t.done("miner1 /metrics: bytes, identity, memory, chain block");
 
     // kill -9 between two jobs, restart on the same database.
     // The restart keeps the port, as an operator's config would.

@@ -23,6 +23,7 @@ pub mod config_edit;
 pub mod listen;
 pub mod metrics;
 pub mod paths;
+pub mod prometheus;
 pub mod role;
 pub mod roles;
 pub mod server;

@@ -58,12 +58,19 @@ pub struct Admin {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     sampler: JoinHandle<()>,
+    /// The Prometheus exporter, when `[metrics] enabled`.
+    pub exporter: Option<super::prometheus::Exporter>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(transparent)]
     Listen(#[from] listen::ListenError),
+    #[error("metrics.addr {addr}: cannot serve Prometheus metrics there: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl Admin {
@@ -86,6 +93,17 @@ impl Admin {
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
         let ctx = AdminContext::new(setup.parts, reporter);
+        let metrics_cfg = ctx.config.borrow().metrics.clone();
+        let exporter = if metrics_cfg.enabled {
+            let addr = metrics_cfg.addr;
+            Some(
+                super::prometheus::Exporter::start(Arc::clone(&ctx), addr)
+                    .await
+                    .map_err(|source| AdminError::Metrics { addr, source })?,
+            )
+        } else {
+            None
+        };
         let role = Arc::clone(&ctx.role);
         let sampler = ctx
             .metrics
@@ -135,6 +153,7 @@ impl Admin {
             stop: Some(stop),
             server: Some(server),
             sampler,
+            exporter,
         })
     }
 
@@ -159,6 +178,9 @@ impl Admin {
     /// Stops serving (streams end) and removes the socket file.
     pub async fn stop(mut self) {
         self.sampler.abort();
+        if let Some(e) = self.exporter.take() {
+            e.stop();
+        }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

@@ -135,10 +135,23 @@ where
                 Ok(req) => inner.call(req).await,
                 Err(status) => {
                     tracing::debug!(code = ?status.code(), "refused: {}", status.message());
+                    crate::core::refusals::record("axon", refusal_reason(status.code()));
                     Ok(status.into_http())
                 }
             }
         })
+    }
+}
+
+/// A stable label for the metrics: what kind of refusal a status is.
+fn refusal_reason(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::PermissionDenied => "permission_denied",
+        tonic::Code::ResourceExhausted => "resource_exhausted",
+        tonic::Code::FailedPrecondition => "version",
+        tonic::Code::InvalidArgument => "invalid_argument",
+        _ => "other",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Pure domain types shared by every room: no I/O here.
 
 pub mod job;
+pub mod refusals;
 pub mod scoring;
 pub mod shards;
 pub mod traffic;

@@ -102,6 +102,7 @@ async fn drain(rd: &mut OwnedReadHalf) {
 /// Tells a connection that never joined a job why, and closes it.
 async fn refuse(wr: &mut OwnedWriteHalf, addr: SocketAddr, why: &str) {
     tracing::info!(%addr, "refused: {why}");
+    crate::core::refusals::record("relay", "handshake");
     let _ = tokio::time::timeout(ERROR_GRACE, write_error(wr, 0, why)).await;
     let _ = wr.shutdown().await;
 }
