@@ -189,6 +189,10 @@ async fn main(config: Config) -> anyhow::Result<ExitCode> {
         validator.endpoint, validator.hotkey, b.mib, b.peers
     );
     std::io::stdout().flush().context("stdout")?;
+    crate::systemd::ready(&format!(
+        "benchmarking for validator {}",
+        validator.endpoint
+    ));
 
     let refresh = async {
         let Some(chain) = &chain else {
