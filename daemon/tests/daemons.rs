@@ -136,14 +136,14 @@ port = 0
 ip = "{ip}"
 port = 0
 window_blocks = 4
+[admin]
+socket = "{socket}"
 [miner]
 min_validator_stake = 0.0
 [validator]
 clients = ["*"]
 sync_interval_blocks = 1
 db = "{db}"
-[admin]
-socket = "{socket}"
 {extra}
 "#,
         wallets = dir.join("wallets").display(),

@@ -133,6 +133,8 @@ port = 0
 ip = "{ip}"
 port = 0
 window_blocks = 4
+[admin]
+socket = "{socket}"
 [miner]
 min_validator_stake = 0.0
 [validator]
@@ -143,6 +145,7 @@ db = "{db}"
 "#,
         wallets = dir.join("wallets").display(),
         db = dir.join("validator.sqlite").display(),
+        socket = dir.join(format!("{name}.sock")).display(),
     );
     std::fs::write(&path, text).expect("config");
     path

@@ -298,3 +298,152 @@ mod tests {
         assert_eq!(host_of("[::1]:8091"), "::1");
     }
 }
+
+/// Latest event per miner of recent runs, and the events re-broadcast after they are recorded
+/// (so a watcher's snapshot and its live events never leave a gap between them).
+#[derive(Default)]
+struct Runs {
+    runs: std::collections::BTreeMap<u64, (std::collections::BTreeMap<u32, BenchEventPb>, bool)>,
+}
+
+/// Runs remembered for late watchers.
+const RUNS_KEPT: usize = 32;
+
+/// The bench daemon's side: the bot's handle.
+pub struct BenchRole {
+    pub handle: crate::bench::BotHandle,
+    /// The validator the bot works for (host:port).
+    pub validator: String,
+    runs: Arc<Mutex<Runs>>,
+    events: tokio::sync::broadcast::Sender<BenchEventPb>,
+    _recorder: tokio::task::JoinHandle<()>,
+}
+
+use mr_proto::v1::BenchEvent as BenchEventPb;
+
+impl BenchRole {
+    /// Starts recording the bot's progress events (call inside the runtime).
+    pub fn new(handle: crate::bench::BotHandle, validator: String) -> BenchRole {
+        let runs: Arc<Mutex<Runs>> = Arc::default();
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        let mut rx = handle.subscribe();
+        let recorder = {
+            let (runs, events) = (Arc::clone(&runs), events.clone());
+            tokio::spawn(async move {
+                loop {
+                    let ev = match rx.recv().await {
+                        Ok(e) => e.to_proto(),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    };
+                    let mut g = runs.lock().unwrap_or_else(|e| e.into_inner());
+                    let run = g.runs.entry(ev.run_id).or_default();
+                    run.0.insert(ev.miner_uid, ev.clone());
+                    run.1 |= ev.run_finished;
+                    while g.runs.len() > RUNS_KEPT {
+                        g.runs.pop_first();
+                    }
+                    let _ = events.send(ev);
+                }
+            })
+        };
+        BenchRole {
+            handle,
+            validator,
+            runs,
+            events,
+            _recorder: recorder,
+        }
+    }
+}
+
+impl Drop for BenchRole {
+    fn drop(&mut self) {
+        self._recorder.abort();
+    }
+}
+
+#[tonic::async_trait]
+impl RoleData for BenchRole {
+    fn role(&self) -> Role {
+        Role::Bench
+    }
+
+    fn fill_status(&self, s: &mut DaemonStatus) {
+        let st = self.handle.status();
+        let bot = st.to_proto();
+        s.jobs_running = u32::from(bot.miner_uid.is_some());
+        s.summary = Some(Summary::Bench(mr_proto::v1::BenchSummary {
+            validator: self.validator.clone(),
+            benchmarks_ok: bot.benchmarks_ok,
+            benchmarks_failed: bot.benchmarks_failed,
+            bot: Some(bot),
+        }));
+    }
+
+    fn gauges(&self) -> (u32, u64) {
+        (
+            u32::from(self.handle.status().to_proto().miner_uid.is_some()),
+            0,
+        )
+    }
+
+    async fn bots(&self) -> Result<Vec<mr_proto::v1::BotStatus>, Status> {
+        Ok(vec![self.handle.status().to_proto()])
+    }
+
+    async fn start_bench(
+        &self,
+        req: mr_proto::v1::StartBenchRequest,
+    ) -> Result<mr_proto::v1::StartBenchResponse, Status> {
+        use crate::bench::{StartError, Target};
+        let target = match req.miner_uid {
+            Some(uid) => Target::Miner(uid),
+            None => Target::All,
+        };
+        let mib = (req.mib > 0).then_some(req.mib);
+        match self.handle.start(target, mib).await {
+            Ok(run) => Ok(mr_proto::v1::StartBenchResponse {
+                run_id: run.run_id,
+                miner_uids: run.miner_uids,
+            }),
+            Err(e @ StartError::Size(_)) => Err(Status::invalid_argument(e.to_string())),
+            Err(e) => Err(Status::failed_precondition(e.to_string())),
+        }
+    }
+
+    async fn watch_bench(&self, run_id: u64) -> Result<super::role::BenchStream, Status> {
+        use futures_util::StreamExt;
+        // Snapshot and subscription under the recorder's lock: no event falls between them.
+        let (first, finished, rx) = {
+            let g = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            let rx = self.events.subscribe();
+            let (first, finished): (Vec<BenchEventPb>, bool) = match g.runs.get(&run_id) {
+                Some((m, f)) if run_id != 0 => (m.values().cloned().collect(), *f),
+                _ => (Vec::new(), false),
+            };
+            (first, finished, rx)
+        };
+        let mut first = first;
+        // The run's last event last, since a client stops reading at it.
+        first.sort_by_key(|e| e.run_finished);
+        let head = futures_util::stream::iter(first.into_iter().map(Ok));
+        if finished {
+            return Ok(head.boxed());
+        }
+        let live = tokio_stream::wrappers::BroadcastStream::new(rx)
+            .filter_map(|r| async move { r.ok() })
+            .filter(move |e| {
+                let keep = run_id == 0 || e.run_id == run_id;
+                async move { keep }
+            })
+            .scan(false, move |done, e| {
+                // Ends after the run's last event (a watch of every run goes on).
+                let out = if *done { None } else { Some(e.clone()) };
+                *done = run_id != 0 && e.run_finished;
+                async move { out }
+            })
+            .map(Ok);
+        Ok(head.chain(live).boxed())
+    }
+}

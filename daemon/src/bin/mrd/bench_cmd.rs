@@ -47,13 +47,11 @@ pub fn run(args: BenchArgs, common: &CommonArgs, serve: &ServeArgs) -> anyhow::R
     if let Some(v) = args.validator_hotkey {
         flags.push(("bench.validator_hotkey".into(), Value::from(v)));
     }
-    let config = Loader::from_process()
+    let loader = Loader::from_process()
         .file(common.config.clone())
-        .flags(flags)
-        .load()?
-        .config;
-    let _log = mapreduce::logging::init(&config.logging, "bench")?;
-    crate::node::runtime()?.block_on(main(config))
+        .flags(flags);
+    let (config, boot, _log) = crate::node::boot_with(loader, "bench")?;
+    crate::node::runtime()?.block_on(main(config, boot))
 }
 
 /// Miners "all" means: every neuron serving an axon, except the validator and this bot.
@@ -118,7 +116,7 @@ fn find_validator(cfg: &Config, m: Option<&Metagraph>) -> anyhow::Result<Validat
     })
 }
 
-async fn main(config: Config) -> anyhow::Result<ExitCode> {
+async fn main(config: Config, boot: crate::node::AdminBoot) -> anyhow::Result<ExitCode> {
     let wallet = Wallet::from_config(&config.wallet);
     let key = wallet.hotkey().with_context(|| {
         format!(
@@ -183,10 +181,22 @@ async fn main(config: Config) -> anyhow::Result<ExitCode> {
     };
     let (bot, handle) = Bot::new(opts, Arc::clone(&key), lister);
     log_changes(&handle);
+    let admin = crate::node::start_admin_with(
+        &config,
+        &me,
+        &boot,
+        Arc::new(mapreduce::admin::roles::BenchRole::new(
+            handle.clone(),
+            validator.endpoint.clone(),
+        )),
+        Vec::new(),
+    )
+    .await?;
+    admin.set_ready().await;
     // The line scripts and tests wait for.
     println!(
-        "bench ready: hotkey {me} validator {} ({}) mib {} peers {}",
-        validator.endpoint, validator.hotkey, b.mib, b.peers
+        "bench ready: hotkey {me} validator {} ({}) mib {} peers {} admin {}",
+        validator.endpoint, validator.hotkey, b.mib, b.peers, admin.endpoint
     );
     std::io::stdout().flush().context("stdout")?;
     crate::systemd::ready(&format!(
@@ -214,6 +224,7 @@ async fn main(config: Config) -> anyhow::Result<ExitCode> {
         _ = bot.run(crate::node::shutdown_signal()) => {}
         _ = refresh => {}
     }
+    admin.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

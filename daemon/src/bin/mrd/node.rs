@@ -44,11 +44,21 @@ pub async fn start_admin(
     role: Arc<dyn RoleData>,
     traffic: Vec<mapreduce::core::traffic::Traffic>,
 ) -> anyhow::Result<Admin> {
-    let cfg = &node.config;
+    start_admin_with(&node.config, node.key.ss58_address(), setup, role, traffic).await
+}
+
+/// [`start_admin`] for a daemon without a [`Node`] (the bench bot).
+pub async fn start_admin_with(
+    cfg: &Config,
+    hotkey: &str,
+    setup: &AdminBoot,
+    role: Arc<dyn RoleData>,
+    traffic: Vec<mapreduce::core::traffic::Traffic>,
+) -> anyhow::Result<Admin> {
     let admin = Admin::start(AdminSetup {
         parts: ContextParts {
             role,
-            hotkey: node.key.ss58_address().to_string(),
+            hotkey: hotkey.to_string(),
             netuid: u32::from(cfg.netuid),
             chain_endpoint: cfg.subtensor.endpoint(),
             config: cfg.clone(),
@@ -82,7 +92,14 @@ pub fn boot(
     serve: &ServeArgs,
     role: &'static str,
 ) -> anyhow::Result<(Config, AdminBoot, mapreduce::logging::LogGuard)> {
-    let loader = loader(common, serve);
+    boot_with(loader(common, serve), role)
+}
+
+/// [`boot`] with the daemon's own layers (e.g. extra flags).
+pub fn boot_with(
+    loader: Loader,
+    role: &'static str,
+) -> anyhow::Result<(Config, AdminBoot, mapreduce::logging::LogGuard)> {
     let loaded = loader.load()?;
     let log = mapreduce::logging::init(&loaded.config.logging, role)?;
     let boot = AdminBoot {
