@@ -14,6 +14,19 @@ use std::process::ExitCode;
 pub enum DevnetCmd {
     /// Create the subnet, fund and register the given wallets (their "default"-or-configured hotkey).
     Setup(SetupArgs),
+    /// Build empty blocks on the dev chain (chopsticks builds blocks only for transactions), so
+    /// block-driven work such as the validator's scoring rounds comes due. Prints the best block.
+    Blocks(BlocksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BlocksArgs {
+    /// Blocks to build.
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
+    /// Then keep building until the best block is at least this one.
+    #[arg(long)]
+    pub to: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -27,9 +40,32 @@ pub struct SetupArgs {
 }
 
 pub fn run(cmd: DevnetCmd, common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let DevnetCmd::Setup(args) = cmd;
     let config = crate::node::load(common, serve)?;
-    crate::node::runtime()?.block_on(setup(args, config))
+    match cmd {
+        DevnetCmd::Setup(args) => crate::node::runtime()?.block_on(setup(args, config)),
+        DevnetCmd::Blocks(args) => crate::node::runtime()?.block_on(blocks(args, config)),
+    }
+}
+
+async fn blocks(args: BlocksArgs, config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
+    let mut opts = ChainOptions::from_config(&config.subtensor);
+    opts.watchdog = None;
+    let endpoint = opts.endpoint.clone();
+    let client = ChainClient::connect(opts)
+        .await
+        .with_context(|| format!("connecting to the dev chain at {endpoint}"))?;
+    // One block per call: a long dev_newBlock can outlive the call timeout on a busy machine.
+    let mut best = client.block_number().await?;
+    let mut built = 0;
+    while built < args.count || args.to.is_some_and(|t| best < t) {
+        best = client
+            .dev_new_blocks(1)
+            .await
+            .with_context(|| format!("dev_newBlock on {endpoint} (is it chopsticks?)"))?;
+        built += 1;
+    }
+    println!("{best}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn setup(args: SetupArgs, config: mapreduce::config::Config) -> anyhow::Result<ExitCode> {
