@@ -89,6 +89,17 @@ fn refused(call: &'static str) -> impl Fn(tonic::Status) -> SessionError {
     }
 }
 
+/// Pause after the validator's per-hotkey rate limit refused a poll.
+const RATE_LIMITED_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether a job is over (done, failed, expired).
+fn ended(info: &JobInfo) -> bool {
+    !matches!(
+        JobState::try_from(info.state).unwrap_or(JobState::Unspecified),
+        JobState::Pending | JobState::Running
+    )
+}
+
 fn v() -> Option<mr_proto::v1::Version> {
     Some(Version::CURRENT.into())
 }
@@ -151,14 +162,17 @@ impl Rendezvous {
             }
             std::thread::sleep(Duration::from_millis(100));
             let job_id = info.job_id;
-            info = self
-                .rt
-                .block_on(self.client.job_status(JobStatusRequest {
-                    version: v(),
-                    job_id,
-                }))
-                .map_err(refused("JobStatus"))?
-                .into_inner();
+            match self.rt.block_on(self.client.job_status(JobStatusRequest {
+                version: v(),
+                job_id,
+            })) {
+                Ok(r) => info = r.into_inner(),
+                // Ranks sharing a hotkey share its rate limit: poll slower instead of failing.
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                    std::thread::sleep(RATE_LIMITED_PAUSE)
+                }
+                Err(s) => return Err(refused("JobStatus")(s)),
+            }
         }
     }
 
@@ -281,16 +295,24 @@ impl Session {
         let mut r = Rendezvous::open(validator, key, opts)?;
         let start = Instant::now();
         loop {
-            match r.join(0, rank, name) {
+            let pause = match r.join(0, rank, name) {
+                // A job of an earlier run by the same name, ended (or running without this
+                // rank): wait for rank 0's new one rather than joining the past.
+                Ok(info) if ended(&info) => Duration::from_millis(100),
                 Ok(info) => return r.connect(info, rank, key),
-                Err(s) if s.code() == tonic::Code::NotFound => {
-                    if start.elapsed() > r.opts.join_timeout {
-                        return Err(SessionError::NoSuchName(name.to_string()));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+                Err(s)
+                    if s.code() == tonic::Code::NotFound
+                        || s.code() == tonic::Code::FailedPrecondition =>
+                {
+                    Duration::from_millis(100)
                 }
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => RATE_LIMITED_PAUSE,
                 Err(s) => return Err(refused("JoinJob")(s)),
+            };
+            if start.elapsed() > r.opts.join_timeout {
+                return Err(SessionError::NoSuchName(name.to_string()));
             }
+            std::thread::sleep(pause);
         }
     }
 
