@@ -22,7 +22,8 @@ from typing import List, Optional
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 180.0
+# Chain start, subnet set-up and daemon start each get this long (a loaded 2-core machine is slow).
+START_TIMEOUT = 600.0
 
 
 def _bin_dir() -> Optional[Path]:
