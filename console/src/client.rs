@@ -78,8 +78,9 @@ impl RoleArg {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectArgs {
     /// The daemon's admin socket path, or host:port [default: the sockets in the runtime folder].
-    #[arg(long, global = true, value_name = "SOCKET|HOST:PORT")]
-    pub connect: Option<String>,
+    /// `mrctl tui` takes it repeated, one per daemon to watch.
+    #[arg(long, global = true, value_name = "SOCKET|HOST:PORT", action = clap::ArgAction::Append)]
+    pub connect: Vec<String>,
     /// Which daemon, when several run on this machine.
     #[arg(long, global = true, value_enum)]
     pub role: Option<RoleArg>,
@@ -300,7 +301,13 @@ pub async fn connect_to(
 
 /// Finds and connects to the daemon the flags designate.
 pub async fn connect(args: &ConnectArgs) -> Result<Connection, ClientError> {
-    if let Some(c) = &args.connect {
+    if args.connect.len() > 1 {
+        return Err(ClientError::Ambiguous {
+            found: args.connect.clone(),
+            hint: "one --connect (several are for mrctl tui)".into(),
+        });
+    }
+    if let Some(c) = args.connect.first() {
         let conn = connect_to(Target::parse(c), args.token_file.as_deref()).await?;
         if let Some(r) = args.role
             && conn.role() != r.role()

@@ -55,6 +55,8 @@ enum Command {
     /// Jobs through a validator: `job demo` runs a checked all_reduce.
     #[command(subcommand)]
     Job(cli::job::JobCmd),
+    /// The live console: every daemon's status, bandwidth, bots, weights, jobs, config and logs.
+    Tui(cli::tui::TuiArgs),
     /// Wallets: create, regenerate, list and show btcli-compatible keys.
     #[command(subcommand)]
     Wallet(cli::wallet::WalletCmd),
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         Command::Metagraph(args) => cli::chain::run_metagraph(args, loader(&cli.common)),
         Command::Register(args) => cli::chain::run_register(args, loader(&cli.common)),
         Command::Job(cmd) => report(cli::job::run(cmd)),
+        Command::Tui(args) => cli::tui::run(args, c),
         Command::Wallet(cmd) => report(
             loader(&cli.common)
                 .load()

@@ -7,5 +7,6 @@ pub mod config;
 pub mod job;
 pub mod logs;
 pub mod output;
+pub mod tui;
 pub mod views;
 pub mod wallet;
