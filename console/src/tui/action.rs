@@ -7,6 +7,9 @@ use mr_proto::v1::{
 };
 use ratatui::crossterm::event::KeyEvent;
 
+// A few hundred actions a second at most, moved once each: their size does not matter, and boxing
+// every daemon event would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action {
     Key(KeyEvent),
