@@ -142,6 +142,8 @@ clients = ["*"]
 sync_interval_blocks = 1
 db = "{db}"
 {extra}
+[admin]
+socket = "{socket}"
 "#,
         wallets = dir.join("wallets").display(),
         db = dir.join("validator.sqlite").display(),
@@ -548,6 +550,135 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
         after.emas.len(),
         after.scores.len(),
         after.history.len()
+    ));
+
+    // Rate limit: the next round waits, with one warning naming the block, and no failed send.
+    client
+        .sudo_set_weights_rate_limit(&alice, netuid, 1000)
+        .await
+        .expect("rate limit");
+    let status = client
+        .weights_status(netuid, &keys[0].public_key())
+        .await
+        .expect("status");
+    let sets_before = snapshot(&db).history.len();
+    client
+        .dev_new_blocks(interval as u32 + 1)
+        .await
+        .expect("blocks");
+    let end = Instant::now() + Duration::from_secs(60);
+    let round2 = loop {
+        let s = snapshot(&db);
+        if let Some(r) = s
+            .round
+            .filter(|r| Some(r.round_id) != after.round.as_ref().map(|r| r.round_id))
+        {
+            break r;
+        }
+        assert!(Instant::now() < end, "no second round");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let want = format!(
+        "round {} will be sent at block {}",
+        round2.round_id, status.next_allowed_block
+    );
+    let end = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&vlog)
+        .unwrap_or_default()
+        .contains(&want)
+    {
+        assert!(Instant::now() < end, "no rate-limit warning {want:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let log = std::fs::read_to_string(&vlog).unwrap_or_default();
+    assert_eq!(log.matches(&want).count(), 1, "warned more than once");
+    assert_eq!(
+        snapshot(&db).history.len(),
+        sets_before,
+        "a rate-limited round was sent"
+    );
+    assert!(
+        validator.child.try_wait().expect("wait").is_none(),
+        "validator exited"
+    );
+    t.done(&format!("rate limited: warned once ({want}), nothing sent"));
+
+    // Commit-reveal: the waiting round is committed, then revealed in its reveal epoch.
+    // Four blocks: the next round is not due yet (interval 5), so round 2 is what goes out.
+    client
+        .sudo_set_commit_reveal(&alice, netuid, true)
+        .await
+        .expect("commit reveal on");
+    client
+        .sudo_set_commit_reveal_period(&alice, netuid, 1)
+        .await
+        .expect("period");
+    client
+        .sudo_set_tempo(&alice, netuid, 10)
+        .await
+        .expect("tempo");
+    client
+        .sudo_set_weights_rate_limit(&alice, netuid, 0)
+        .await
+        .expect("rate limit off");
+    let end = Instant::now() + Duration::from_secs(60);
+    while !snapshot(&db)
+        .history
+        .iter()
+        .any(|w| w.kind == "commit" && w.ok)
+    {
+        assert!(
+            Instant::now() < end,
+            "no commit: {}",
+            std::fs::read_to_string(&vlog).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let commits = client
+        .weight_commits(netuid, &keys[0].public_key())
+        .await
+        .expect("commits");
+    assert_eq!(commits.len(), 1, "{commits:?}");
+    client
+        .dev_advance_to(commits[0].first_reveal_block)
+        .await
+        .expect("blocks");
+    let end = Instant::now() + Duration::from_secs(60);
+    let revealed = loop {
+        let h = snapshot(&db).history;
+        if let Some(w) = h.iter().find(|w| w.kind == "reveal") {
+            break w.clone();
+        }
+        assert!(
+            Instant::now() < end,
+            "no reveal: {}",
+            std::fs::read_to_string(&vlog).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(revealed.ok, "{revealed:?}");
+    // Round 2, or a newer round if one came due before the commit: the newest goes out.
+    assert!(revealed.round_id >= round2.round_id, "{revealed:?}");
+    let on_chain = client.weights(netuid, uids[0]).await.expect("weights");
+    let sent: Vec<(u16, u16)> = revealed
+        .uids
+        .iter()
+        .copied()
+        .zip(revealed.weights.iter().copied())
+        .collect();
+    let (a, b) = (
+        mapreduce::chain::normalize(&on_chain),
+        mapreduce::chain::normalize(&sent),
+    );
+    assert_eq!(a.len(), b.len(), "{on_chain:?} vs {sent:?}");
+    for ((u, x), (v, y)) in a.iter().zip(&b) {
+        assert_eq!(u, v);
+        assert!((x - y).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+    t.done(&format!(
+        "commit-reveal: round {} committed, revealed at block {}, on chain {on_chain:?}",
+        revealed.round_id, revealed.block
     ));
     drop(validator);
     drop(miners);

@@ -180,10 +180,11 @@ impl WeightLoop<'_> {
                 );
                 gate.warned = Some((r.round_id, st.next_allowed_block));
             }
+            // Look again in about a block: the limit itself may change meanwhile.
             *gate = Gate {
                 round: r.round_id,
-                block: st.next_allowed_block,
-                at_ms: 0,
+                block: 0,
+                at_ms: now_ms() + 12_000,
                 ..std::mem::take(gate)
             };
             return Ok(());
