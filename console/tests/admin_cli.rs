@@ -307,8 +307,31 @@ async fn mrctl_against_real_daemons() {
     );
     t.done("status --json: right role and hotkey for the validator and the miner");
 
-    // --role picks among the sockets given by --connect's folder? Discovery is by runtime dir;
-    // here a wrong --role with --connect is refused and says what runs there.
+    // Discovery without --connect: every socket of the runtime folder; --role picks.
+    let found = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mrctl"));
+        c.env_clear()
+            .env("HOME", &home)
+            .env("MAPREDUCE_RUNTIME_DIR", &run)
+            .args(args)
+            .stdin(Stdio::null());
+        c.output().expect("mrctl")
+    };
+    let st = json(&found(&["--role", "validator", "status", "--json"]));
+    assert_eq!(st["hotkey"], keys[0].ss58_address());
+    let st = json(&found(&["--role", "miner", "status", "--json"]));
+    assert_eq!(st["hotkey"], keys[1].ss58_address());
+    let o = found(&["status"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "several daemons, no --role: {:?}",
+        text(&o)
+    );
+    assert!(text(&o).1.contains("--role"), "{:?}", text(&o));
+    t.done("discovery in the runtime folder: --role picks, none given is exit 2");
+
+    // A wrong --role with --connect is refused and says what runs there.
     let o = mrctl(
         &home,
         &["--connect", &msock, "--role", "validator", "status"],

@@ -15,10 +15,17 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The folder a daemon puts its socket in: `/run/mapreduce` as root, else
-/// `$XDG_RUNTIME_DIR/mapreduce`, else `<tmp>/mapreduce-<uid>` (no runtime dir, e.g. a bare ssh
-/// session without systemd-logind).
+/// Overrides the runtime folder for daemons and `mrctl` alike (tests, several devnets on one
+/// machine). Not an `MR_` variable: those are configuration keys.
+pub const RUNTIME_DIR_VAR: &str = "MAPREDUCE_RUNTIME_DIR";
+
+/// The folder a daemon puts its socket in: `$MAPREDUCE_RUNTIME_DIR` when set, else
+/// `/run/mapreduce` as root, else `$XDG_RUNTIME_DIR/mapreduce`, else `<tmp>/mapreduce-<uid>`
+/// (no runtime dir, e.g. a bare ssh session without systemd-logind).
 pub fn runtime_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os(RUNTIME_DIR_VAR).filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
     if is_root() {
         return PathBuf::from("/run").join(DIR);
     }
@@ -30,8 +37,12 @@ pub fn runtime_dir() -> PathBuf {
 }
 
 /// Every folder `mrctl` looks in for sockets, most specific first, without duplicates: the
-/// user's runtime dir, then `/run/mapreduce` (daemons run as root under systemd).
+/// user's runtime dir, then `/run/mapreduce` (daemons run as root under systemd). With
+/// `$MAPREDUCE_RUNTIME_DIR` set, only that folder.
 pub fn search_dirs() -> Vec<PathBuf> {
+    if std::env::var_os(RUNTIME_DIR_VAR).is_some_and(|d| !d.is_empty()) {
+        return vec![runtime_dir()];
+    }
     let mut dirs = vec![runtime_dir()];
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         dirs.push(PathBuf::from(d).join(DIR));

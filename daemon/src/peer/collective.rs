@@ -9,10 +9,11 @@ use super::conn::{Conn, JoinTimes};
 use super::deadline::Deadline;
 use super::progress::PeerProgress;
 use super::{Job, PeerError};
+use crate::core::traffic::FlowCounter;
 use crate::core::{Collective, Dtype, Op};
 use crate::wallet::Keypair;
 use crate::wire::dtype;
-use crate::wire::{Header, Kind, checksum};
+use crate::wire::{HEADER_LEN, Header, Kind, checksum};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -212,13 +213,17 @@ impl Peer {
             for (conn, shard) in conns.iter().zip(shards) {
                 let (tx, rx) = mpsc::channel::<&mut [f32]>();
                 let failure = &failure;
+                let flow = super::traffic::flow(job, conn.shard);
+                let flow_rx = flow.clone();
                 s.spawn(move || {
-                    if let Err(e) = send_shard(job, conn, shard, c, seq, tx, progress) {
+                    let count = Count(progress, flow.as_deref());
+                    if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count) {
                         Failure::record(&failure.writer, e);
                     }
                 });
                 s.spawn(move || {
-                    if let Err(e) = recv_shard(job, conn, c, seq, rx, progress) {
+                    let count = Count(progress, flow_rx.as_deref());
+                    if let Err(e) = recv_shard(job, conn, c, seq, rx, count) {
                         Failure::record(&failure.reader, e);
                         // Unblock everyone else now rather than at their deadlines; but first give
                         // the other miners a moment to see the same cause themselves, or they
@@ -251,7 +256,7 @@ fn send_shard<'a>(
     c: Collective,
     seq: u32,
     to_reader: mpsc::Sender<&'a mut [f32]>,
-    progress: Option<&PeerProgress>,
+    count: Count<'_>,
 ) -> Result<(), PeerError> {
     let plan = conn.plan;
     let blocks = plan.blocks();
@@ -285,9 +290,7 @@ fn send_shard<'a>(
                 checksum: checksum(payload),
             };
             conn.send(&h, payload, &during(c, seq, b, blocks))?;
-            if let Some(p) = progress {
-                p.on_sent(block.len());
-            }
+            count.sent(block.len(), HEADER_LEN + payload.len());
         }
         if c.receives(rank) && to_reader.send(block).is_err() {
             // The reader stopped: its error says why.
@@ -304,7 +307,7 @@ fn recv_shard(
     c: Collective,
     seq: u32,
     from_writer: mpsc::Receiver<&mut [f32]>,
-    progress: Option<&PeerProgress>,
+    count: Count<'_>,
 ) -> Result<(), PeerError> {
     if !c.receives(job.rank) {
         return Ok(());
@@ -341,11 +344,34 @@ fn recv_shard(
                 dtype::decode_into(&buf, d, block);
             }
         }
-        if let Some(p) = progress {
-            p.on_received(block.len());
-        }
+        count.received(block.len(), HEADER_LEN + want_len);
     }
     Ok(())
+}
+
+/// Where a shard's traffic is counted: the peer's progress (elements) and, when a daemon turned
+/// it on, the per-miner byte counters (wire bytes, headers included).
+#[derive(Clone, Copy)]
+struct Count<'a>(Option<&'a PeerProgress>, Option<&'a FlowCounter>);
+
+impl Count<'_> {
+    fn sent(&self, elements: usize, wire: usize) {
+        if let Some(p) = self.0 {
+            p.on_sent(elements);
+        }
+        if let Some(f) = self.1 {
+            f.add_out(wire as u64);
+        }
+    }
+
+    fn received(&self, elements: usize, wire: usize) {
+        if let Some(p) = self.0 {
+            p.on_received(elements);
+        }
+        if let Some(f) = self.1 {
+            f.add_in(wire as u64);
+        }
+    }
 }
 
 impl Drop for Peer {

@@ -24,6 +24,7 @@ pub mod error;
 pub mod job;
 pub mod progress;
 pub mod session;
+pub mod traffic;
 
 pub use collective::Peer;
 pub use error::PeerError;

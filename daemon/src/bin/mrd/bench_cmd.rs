@@ -189,7 +189,8 @@ async fn main(config: Config, boot: crate::node::AdminBoot) -> anyhow::Result<Ex
             handle.clone(),
             validator.endpoint.clone(),
         )),
-        Vec::new(),
+        // Bytes to and from each miner, counted by the bot's virtual peers.
+        vec![mapreduce::peer::traffic::enable()],
     )
     .await?;
     admin.set_ready().await;
