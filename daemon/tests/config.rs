@@ -199,6 +199,12 @@ fn layers_apply_in_order() {
             ("MR_SUBTENSOR_CHAIN_ENDPOINT", "ws://127.0.0.2:9944"),
             ("UNRELATED", "x"),
             ("MR_DEVNET_DIR", "/tmp/devnet"),
+            // Not config keys: what CI, tests and the Python package set.
+            ("MR_REQUIRE_SYSTEM_TOOLS", "1"),
+            ("MR_VALIDATOR", "127.0.0.2:8091"),
+            ("MR_VALIDATOR_HOTKEY", "5F"),
+            ("MR_JOB", "train"),
+            ("MR_VALIDATOR_EMA_ALPHA", "0.5"),
             ("BT_COLD_PW_ALICE", "not a config key"),
         ]))
         .load()
@@ -207,6 +213,10 @@ fn layers_apply_in_order() {
     assert_eq!(c.wallet.name, "bt", "BT_* beats the file");
     assert_eq!(c.wallet.hotkey, "mr", "MR_* beats BT_*");
     assert_eq!(c.netuid, 7);
+    assert_eq!(
+        c.validator.ema_alpha, 0.5,
+        "a reserved name does not hide its section's keys"
+    );
     assert_eq!(c.subtensor.endpoint(), "ws://127.0.0.2:9944");
     assert_eq!(c.wallet.path, PathBuf::from("/w"));
     assert_eq!(
