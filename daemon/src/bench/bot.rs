@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+/// How long a stopping bot lets its running benchmark finish.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
 /// What a bot does, from `[bench]`.
 #[derive(Debug, Clone)]
 pub struct BotOptions {
@@ -278,12 +281,20 @@ impl Bot {
                 continue;
             };
             let scheduled = task.miner_uid.is_none();
-            let outcome = tokio::select! {
-                _ = &mut shutdown => {
-                    tracing::info!(run_id = task.run_id, "stopping during a benchmark; it is abandoned");
-                    break;
+            let outcome = {
+                let bench = self.benchmark(&task);
+                tokio::pin!(bench);
+                tokio::select! {
+                    r = &mut bench => r,
+                    _ = &mut shutdown => {
+                        // Finishing (and reporting) releases the miner's reservation at once.
+                        tracing::info!(run_id = task.run_id, "stopping: letting the running benchmark finish (at most {} s)", STOP_GRACE.as_secs());
+                        if tokio::time::timeout(STOP_GRACE, &mut bench).await.is_err() {
+                            tracing::warn!(run_id = task.run_id, "the benchmark did not finish in time; it is abandoned");
+                        }
+                        break;
+                    }
                 }
-                r = self.benchmark(&task) => r,
             };
             match outcome {
                 Ok(()) => {
