@@ -129,6 +129,9 @@ min_validator_stake = 0.0
 clients = ["*"]
 sync_interval_blocks = 1
 db = "{dir / 'validator.sqlite'}"
+[admin]
+# Each daemon its own operator socket (the default one is shared by every miner of the machine).
+socket = "{dir / (name + '.sock')}"
 """
     )
     return path
