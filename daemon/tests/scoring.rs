@@ -142,8 +142,6 @@ clients = ["*"]
 sync_interval_blocks = 1
 db = "{db}"
 {extra}
-[admin]
-socket = "{socket}"
 "#,
         wallets = dir.join("wallets").display(),
         db = dir.join("validator.sqlite").display(),
