@@ -29,13 +29,14 @@ const BT_VARS: &[(&str, &str)] = &[
 
 /// `MR_*` variables that are not config keys (a name ending in `_` reserves the prefix): the
 /// config file; the devnet scripts' own; what tests and CI set (`MR_REQUIRE_*` turns a skip into a
-/// failure, `MR_BIN_DIR`, `MR_SUBTENSOR_SPEC_DIR`); and the Python package's client settings
+/// failure, `MR_BIN_DIR`, `MR_PY_VENV`, `MR_SUBTENSOR_SPEC_DIR`); and the Python package's client settings
 /// (`MR_VALIDATOR`, `MR_VALIDATOR_HOTKEY`, `MR_JOB`), which may sit in a shell that also runs `mrd`.
 const MR_RESERVED: &[&str] = &[
     "MR_CONFIG",
     "MR_DEVNET_",
     "MR_REQUIRE_",
     "MR_BIN_DIR",
+    "MR_PY_VENV",
     "MR_SUBTENSOR_SPEC_DIR",
     "MR_VALIDATOR",
     "MR_VALIDATOR_HOTKEY",
