@@ -28,9 +28,17 @@ impl SigningLayer {
         SigningLayer {
             key,
             receiver: receiver.into(),
-            nonces: Arc::new(NonceSource::new()),
+            nonces: process_nonces(),
         }
     }
+}
+
+/// One nonce sequence for the whole process: channels signing with the same hotkey at the same
+/// moment (ranks of one job in one process) must never send the same nonce, or the receiver
+/// refuses the second as a replay.
+fn process_nonces() -> Arc<NonceSource> {
+    static NONCES: std::sync::OnceLock<Arc<NonceSource>> = std::sync::OnceLock::new();
+    Arc::clone(NONCES.get_or_init(|| Arc::new(NonceSource::new())))
 }
 
 impl<S> tower::Layer<S> for SigningLayer {

@@ -202,18 +202,29 @@ impl Rendezvous {
         dtype: Dtype,
         name: &str,
     ) -> Result<JobInfo, SessionError> {
-        Ok(self
-            .rt
-            .block_on(self.client.request_job(RequestJobRequest {
+        let start = Instant::now();
+        loop {
+            let r = self.rt.block_on(self.client.request_job(RequestJobRequest {
                 version: v(),
                 world_size,
                 elements,
                 dtype: u32::from(dtype.code()),
                 miners: self.opts.miners,
                 name: name.to_string(),
-            }))
-            .map_err(refused("RequestJob"))?
-            .into_inner())
+            }));
+            match r {
+                Ok(r) => return Ok(r.into_inner()),
+                // Ranks sharing a hotkey share its rate limit: ask again shortly, within the
+                // join timeout, instead of failing the job.
+                Err(s)
+                    if s.code() == tonic::Code::ResourceExhausted
+                        && start.elapsed() < self.opts.join_timeout =>
+                {
+                    std::thread::sleep(RATE_LIMITED_PAUSE)
+                }
+                Err(s) => return Err(refused("RequestJob")(s)),
+            }
+        }
     }
 
     fn join(&mut self, job_id: u64, rank: u32, name: &str) -> Result<JobInfo, tonic::Status> {
