@@ -145,6 +145,7 @@ impl Validator {
                 miner_timeout: T,
                 max_world_size: 64,
                 miners_per_job: 0,
+                spares: 0,
             },
         );
         let options = ScoringOptions {

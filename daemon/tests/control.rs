@@ -442,6 +442,7 @@ async fn start_validator_with(
             miner_timeout: T,
             max_world_size: 64,
             miners_per_job: 0,
+            spares: 0,
         },
     );
     let layer = auth_rate(

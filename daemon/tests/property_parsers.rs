@@ -54,6 +54,11 @@ fn keys() -> &'static Keys {
             elements: 1_000_000,
             expires_at_ms: u64::MAX,
             deadline_ms: 0,
+            spares: vec![MinerSlot {
+                hotkey: key(5).ss58_address().into(),
+                address: "127.0.0.1:9001".into(),
+                weight: 1,
+            }],
         };
         let signed = issue(ticket, &validator).expect("issue");
         let hello = hello(&signed, 42, 1, 0, &peer).expect("hello");

@@ -67,7 +67,11 @@ pub fn to_py_peer(e: PeerError) -> PyErr {
         PeerError::Length { .. } | PeerError::Source { .. } | PeerError::Rank { .. } => {
             PyValueError::new_err(msg)
         }
-        PeerError::Timeout { .. } => MapReduceTimeout::new_err(msg),
+        PeerError::Timeout { .. }
+        | PeerError::MinerLost {
+            kind: mapreduce::peer::failover::LossKind::Stalled,
+            ..
+        } => MapReduceTimeout::new_err(msg),
         PeerError::Connect { .. } => ConnectError::new_err(msg),
         PeerError::Key(_) | PeerError::WrongKey { .. } => WalletError::new_err(msg),
         _ => JobFailed::new_err(msg),

@@ -11,6 +11,7 @@
 use super::state::{BenchResult, Outcome, Phase};
 use crate::core::{Collective, Dtype, Op};
 use crate::peer::check::{self, Mismatch};
+use crate::peer::failover::LossKind;
 use crate::peer::{Job, Peer, PeerError, PeerProgress};
 use crate::wallet::Keypair;
 use crate::wire::SignedTicket;
@@ -351,6 +352,11 @@ pub fn classify(e: &PeerError, joined: bool) -> (Outcome, String) {
         PeerError::Connect { .. } => Outcome::Unreachable,
         PeerError::Closed { .. } | PeerError::Io { .. } => Outcome::Unreachable,
         PeerError::Timeout { .. } => Outcome::Timeout,
+        PeerError::MinerLost { kind, .. } => match kind {
+            LossKind::Dropped => Outcome::Unreachable,
+            LossKind::Stalled => Outcome::Timeout,
+            LossKind::Protocol => Outcome::WrongResult,
+        },
         // Before the job started the relay's word is a refusal (trust, memory, limits).
         PeerError::Relay { .. } if !joined => Outcome::Refused,
         PeerError::Relay { .. } => Outcome::Error,

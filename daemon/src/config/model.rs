@@ -231,6 +231,9 @@ pub struct ValidatorConfig {
     pub miner_timeout_secs: u64,
     /// Miners per job; 0 means one per peer, as the original did.
     pub miners_per_job: u32,
+    /// Spare miners reserved per job when capacity allows (0 to 8): a spare takes over the shard
+    /// of a miner that dies or stalls mid-job. The validator's decision, so it lives here.
+    pub spares: u32,
     /// Seconds a job (and its ticket) lives.
     pub job_ttl_secs: u64,
     /// SQLite database of miners and jobs; `~/.mapreduce/validator-<hotkey ss58>.sqlite` when unset.
@@ -267,6 +270,7 @@ impl Default for ValidatorConfig {
             sync_interval_blocks: 10,
             miner_timeout_secs: 5,
             miners_per_job: 0,
+            spares: 1,
             job_ttl_secs: 300,
             db: None,
             ema_alpha: 0.1,

@@ -224,6 +224,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "at least one of score_upload, score_download, score_latency, score_capacity above 0",
         ));
     }
+    in_range(&mut out, "validator.spares", v.spares, 0, 8);
     in_range(
         &mut out,
         "validator.benchmark_retries",

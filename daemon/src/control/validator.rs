@@ -40,6 +40,9 @@ pub struct ValidatorOptions {
     pub max_world_size: u32,
     /// Miners per job when the request leaves it at 0; 0 here too means one per peer.
     pub miners_per_job: u32,
+    /// Spare miners reserved per job when capacity allows (named in the ticket; see
+    /// `peer::failover`).
+    pub spares: u32,
 }
 
 pub struct ValidatorState {
@@ -129,10 +132,26 @@ impl ValidatorState {
         let want = j.miners_wanted.max(1) as usize;
         let shard_elems = j.elements.div_ceil(want as u64);
         let mut slots = Vec::new();
+        let mut spares = Vec::new();
         let mut refusals = Vec::new();
+        let want_spares = self.options.spares as usize;
         for m in &candidates {
-            if slots.len() == want {
+            if slots.len() == want && spares.len() == want_spares {
                 break;
+            }
+            if slots.len() == want {
+                // Capacity allows: a spare, reserved the same way, named in the ticket.
+                match self.accept(m, j, dtype, shard_elems).await {
+                    Ok(address) => spares.push(MinerSlot {
+                        hotkey: m.hotkey.clone(),
+                        address,
+                        weight: 1,
+                    }),
+                    Err(e) => {
+                        tracing::info!(job = j.job_id, miner = %m.hotkey, "miner refused to be a spare: {e}");
+                    }
+                }
+                continue;
             }
             match self.accept(m, j, dtype, shard_elems).await {
                 Ok(address) => {
@@ -180,13 +199,45 @@ impl ValidatorState {
             elements: j.elements,
             expires_at_ms: j.expires_at_ms,
             deadline_ms: 0,
+            spares: spares.clone(),
         };
         let signed = issue(ticket, &self.key).map_err(|e| Status::internal(e.to_string()))?;
         j.ticket = Some(signed.encode_to_vec());
-        j.miners = slots.into_iter().map(|s| s.hotkey).collect();
+        // Every miner holding a reservation, spares last (they are released the same way).
+        j.miners = slots
+            .into_iter()
+            .chain(spares.iter().cloned())
+            .map(|s| s.hotkey)
+            .collect();
         j.state = JobState::Running as i32;
         self.store.put_job(j).map_err(db)?;
-        tracing::info!(job = j.job_id, miners = ?j.miners, "job running");
+        tracing::info!(job = j.job_id, miners = ?j.miners, spares = spares.len(), "job running");
+        Ok(())
+    }
+
+    /// Records the miners a peer saw fail in its job (only miners of the job's ticket: a peer
+    /// cannot name someone else's miner). Scoring counts a failure once most peers report it.
+    fn record_failures(
+        &self,
+        j: &JobRow,
+        reporter: &str,
+        r: &ReportJobRequest,
+    ) -> Result<(), Status> {
+        for m in &r.failed_miners {
+            if !j.miners.iter().any(|x| x == m) {
+                return Err(Status::invalid_argument(format!(
+                    "{m} is not a miner of job {}",
+                    j.job_id
+                )));
+            }
+        }
+        let reason: String = r.reason.chars().take(500).collect();
+        for m in &r.failed_miners {
+            self.store
+                .put_job_failure(j.job_id, m, reporter, &reason, now_ms())
+                .map_err(db)?;
+            tracing::warn!(job = j.job_id, miner = %m, by = %reporter, "miner failed in a job");
+        }
         Ok(())
     }
 
@@ -382,6 +433,7 @@ impl Validator for ValidatorService {
                     caller.hotkey, r.job_id
                 )));
             }
+            s.record_failures(&j, &caller.hotkey, &r)?;
             if j.state == JobState::Running as i32 {
                 if r.ok {
                     j.state = JobState::Done as i32;

@@ -7,6 +7,7 @@
 
 use super::conn::{Conn, JoinTimes};
 use super::deadline::Deadline;
+use super::failover::{self, Aborts, Backup, LossKind};
 use super::progress::PeerProgress;
 use super::{Job, PeerError};
 use crate::core::traffic::FlowCounter;
@@ -31,6 +32,14 @@ pub struct Peer {
     deadline: Deadline,
     setup: Duration,
     progress: Option<Arc<PeerProgress>>,
+    /// Joins spares on failover.
+    key: Keypair,
+    /// Failovers so far, by shard (they pick the next spare).
+    failovers: Vec<u32>,
+    /// Miners seen failing in this job.
+    lost_miners: Vec<String>,
+    /// The last operation moved a shard (its time says nothing of the links).
+    failed_over: bool,
 }
 
 /// What went wrong in an operation. A reader's error is the cause (the relay's own report, or
@@ -116,6 +125,10 @@ impl Peer {
             failed: None,
             setup,
             progress: None,
+            key: key.clone(),
+            failovers: Vec::new(),
+            lost_miners: Vec::new(),
+            failed_over: false,
         })
     }
 
@@ -164,8 +177,10 @@ impl Peer {
         self.seq = self.seq.wrapping_add(1);
         let deadline = self.deadline.current();
         let started = Instant::now();
+        self.failed_over = false;
         let result = self.run_all(data, c, seq, deadline);
         match result {
+            Ok(()) if self.failed_over => Ok(()),
             Ok(()) => {
                 let blocks = self
                     .conns
@@ -205,36 +220,197 @@ impl Peer {
             shards.push(head);
             rest = tail;
         }
+        if self.failovers.len() != self.conns.len() {
+            self.failovers = vec![0; self.conns.len()];
+        }
         let failure = Failure::default();
-        let job = &self.job;
-        let progress = self.progress.as_deref();
-        let conns: &[Conn] = &self.conns;
+        let aborts = Aborts::new(&self.conns);
+        let lost = Mutex::new(Vec::new());
+        let op = Op1 {
+            job: &self.job,
+            key: &self.key,
+            c,
+            seq,
+            deadline,
+            progress: self.progress.as_deref(),
+            aborts: &aborts,
+            lost: &lost,
+        };
         std::thread::scope(|s| {
-            for (conn, shard) in conns.iter().zip(shards) {
-                let (tx, rx) = mpsc::channel::<&mut [f32]>();
-                let failure = &failure;
-                let flow = super::traffic::flow(job, conn.shard);
-                let flow_rx = flow.clone();
+            for ((conn, shard), failovers) in self
+                .conns
+                .iter_mut()
+                .zip(shards)
+                .zip(self.failovers.iter_mut())
+            {
+                let (op, failure) = (&op, &failure);
                 s.spawn(move || {
-                    let count = Count(progress, flow.as_deref());
-                    if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count) {
-                        Failure::record(&failure.writer, e);
-                    }
-                });
-                s.spawn(move || {
-                    let count = Count(progress, flow_rx.as_deref());
-                    if let Err(e) = recv_shard(job, conn, c, seq, rx, count) {
+                    if let Err(e) = op.drive_shard(conn, shard, failovers) {
+                        // A dead miner's silence is seen by every peer within about a block
+                        // time of each other: wait longer for them before our abort reaches
+                        // them as "rank r disconnected".
+                        let grace = match LossKind::of(&e) {
+                            Some(LossKind::Stalled) => TIMEOUT_GRACE,
+                            _ => ABORT_GRACE,
+                        };
                         Failure::record(&failure.reader, e);
                         // Unblock everyone else now rather than at their deadlines; but first give
                         // the other miners a moment to see the same cause themselves, or they
                         // would report our abort instead of it to the other peers.
-                        std::thread::sleep(ABORT_GRACE);
-                        for other in conns {
-                            other.abort();
-                        }
+                        std::thread::sleep(grace);
+                        op.aborts.abort_all();
                     }
                 });
             }
+        });
+        let lost = lost.into_inner().unwrap_or_else(|p| p.into_inner());
+        self.failed_over |= !lost.is_empty();
+        for m in lost {
+            if !self.lost_miners.contains(&m) {
+                self.lost_miners.push(m);
+            }
+        }
+        match failure.into_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Hotkeys of the miners this peer saw fail in this job (whether a spare took over or not),
+    /// for the validator's scoring.
+    pub fn lost_miners(&self) -> &[String] {
+        &self.lost_miners
+    }
+}
+
+/// How long a peer that saw its miner go silent waits before dropping its other connections.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// One operation's shared facts, for the threads that drive its shards.
+struct Op1<'a> {
+    job: &'a Job,
+    key: &'a Keypair,
+    c: Collective,
+    seq: u32,
+    deadline: Duration,
+    progress: Option<&'a PeerProgress>,
+    aborts: &'a Aborts,
+    lost: &'a Mutex<Vec<String>>,
+}
+
+impl Op1<'_> {
+    /// Runs one shard to the end; when its miner fails and the ticket has a spare left, moves
+    /// the shard to the spare and runs it again there from its first block (see
+    /// [`super::failover`]).
+    fn drive_shard(
+        &self,
+        conn: &mut Conn,
+        shard: &mut [f32],
+        failovers: &mut u32,
+    ) -> Result<(), PeerError> {
+        let job = self.job;
+        let backup = Backup::of(job, shard);
+        loop {
+            let e = match self.run_shard(conn, shard) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if self.aborts.aborted() || !failover::is_miner_failure(&e) {
+                return Err(e);
+            }
+            let hotkey = self.miner_hotkey(conn.shard, *failovers);
+            self.lost
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(hotkey);
+            conn.abort();
+            let kind = LossKind::of(&e).unwrap_or(LossKind::Dropped);
+            tracing::warn!(job = job.id, shard = conn.shard, "{e}");
+            let Some((i, slot)) = failover::spare_for(job, conn.shard, *failovers) else {
+                let why = match job.spares.len() {
+                    0 => "the job has no spare miner".to_string(),
+                    n => format!("all {n} spares of the job were used for its shard"),
+                };
+                return Err(PeerError::MinerLost {
+                    miner: conn.name.clone(),
+                    kind,
+                    why,
+                    detail: e.to_string(),
+                });
+            };
+            *failovers += 1;
+            let name = failover::spare_name(job, i);
+            tracing::warn!(
+                job = job.id,
+                shard = conn.shard,
+                "moving the shard to {name}"
+            );
+            if !backup.restore(shard) {
+                return Err(e);
+            }
+            let wait = Deadline::new(job.deadline_floor).current();
+            let opened = Conn::open_slot(
+                job,
+                conn.shard,
+                slot,
+                name.clone(),
+                self.seq,
+                self.key,
+                wait,
+            )
+            .and_then(|(c, _)| c.set_deadline(self.deadline).map(|()| c));
+            let new = match opened {
+                Ok(c) => c,
+                Err(e2) => {
+                    return Err(PeerError::MinerLost {
+                        miner: conn.name.clone(),
+                        kind,
+                        why: format!("its spare could not take over: {e2}"),
+                        detail: e.to_string(),
+                    });
+                }
+            };
+            self.aborts.replace(conn.shard, &new);
+            *conn = new;
+        }
+    }
+
+    /// The hotkey of the miner that serves `shard` after `failovers` failovers.
+    fn miner_hotkey(&self, shard: usize, failovers: u32) -> String {
+        let slot = match failovers {
+            0 => self.job.miners.get(shard),
+            k => failover::spare_for(self.job, shard, k - 1).map(|(_, s)| s),
+        };
+        slot.map(|s| s.hotkey.clone()).unwrap_or_default()
+    }
+
+    /// One attempt at one shard over one connection: a writer and a reader thread.
+    fn run_shard(&self, conn: &Conn, shard: &mut [f32]) -> Result<(), PeerError> {
+        let (job, c, seq) = (self.job, self.c, self.seq);
+        let failure = Failure::default();
+        let flow = super::traffic::flow(job, conn.shard);
+        let flow_rx = flow.clone();
+        let progress = self.progress;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel::<&mut [f32]>();
+            let failure = &failure;
+            s.spawn(move || {
+                let count = Count(progress, flow.as_deref());
+                if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count) {
+                    Failure::record(&failure.writer, e);
+                }
+            });
+            s.spawn(move || {
+                let count = Count(progress, flow_rx.as_deref());
+                if let Err(e) = recv_shard(job, conn, c, seq, rx, count) {
+                    // A dead connection also blocks our writer: unblock it. A relay's report
+                    // is followed by the relay closing, which unblocks it anyway.
+                    if failover::is_miner_failure(&e) {
+                        conn.abort();
+                    }
+                    Failure::record(&failure.reader, e);
+                }
+            });
         });
         match failure.into_error() {
             Some(e) => Err(e),

@@ -5,7 +5,7 @@ use super::{Job, PeerError};
 use crate::core::ShardPlan;
 use crate::wallet::Keypair;
 use crate::wire::io::{read_header, read_payload, write_frame};
-use crate::wire::{Header, Kind, WireError, handshake};
+use crate::wire::{Header, Kind, MinerSlot, WireError, handshake};
 use prost::Message;
 use std::io;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -41,8 +41,28 @@ impl Conn {
         key: &Keypair,
         wait: Duration,
     ) -> Result<(Conn, JoinTimes), PeerError> {
-        let name = job.miner_name(shard);
-        let slot = &job.miners[shard];
+        Conn::open_slot(
+            job,
+            shard,
+            &job.miners[shard],
+            job.miner_name(shard),
+            0,
+            key,
+            wait,
+        )
+    }
+
+    /// [`Conn::open`] to the miner in `slot` (the shard's own, or a spare taking it over at
+    /// operation `resume_seq`).
+    pub fn open_slot(
+        job: &Job,
+        shard: usize,
+        slot: &MinerSlot,
+        name: String,
+        resume_seq: u32,
+        key: &Keypair,
+        wait: Duration,
+    ) -> Result<(Conn, JoinTimes), PeerError> {
         let connect_err = |source| PeerError::Connect {
             miner: name.clone(),
             source,
@@ -68,7 +88,8 @@ impl Conn {
                 .unwrap_or(u32::MAX)
                 .max(SMALL_FRAME),
         };
-        let hello = handshake::hello(&job.ticket, job.id, job.rank, shard as u32, key)?;
+        let hello =
+            handshake::hello_resume(&job.ticket, job.id, job.rank, shard as u32, resume_seq, key)?;
         let payload = hello.encode_to_vec();
         let hello_sent = Instant::now();
         conn.send(

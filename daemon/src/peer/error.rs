@@ -45,6 +45,17 @@ pub enum PeerError {
     },
     #[error("{miner} broke the protocol: {reason}")]
     Protocol { miner: String, reason: String },
+    /// The miner of a shard failed and no spare could take over. Everything up to "(seen here"
+    /// is worded the same on every peer, so all of them report one error; `detail` is what this
+    /// peer saw (operation, block).
+    #[error("{miner} {} mid-operation and {why}; the operation is abandoned, no result is returned (seen here: {detail})", .kind.what())]
+    MinerLost {
+        miner: String,
+        kind: crate::peer::failover::LossKind,
+        /// "the job has no spare miner", "its spare ... could not take over: ...".
+        why: String,
+        detail: String,
+    },
     #[error("this job failed earlier and cannot be used again: {0}")]
     Failed(String),
 }
@@ -54,7 +65,7 @@ impl PeerError {
     /// then what a reader saw, then what a writer saw.
     pub(crate) fn rank(&self) -> u8 {
         match self {
-            PeerError::Relay { .. } => 3,
+            PeerError::Relay { .. } | PeerError::MinerLost { .. } => 3,
             PeerError::Protocol { .. } => 2,
             PeerError::Closed { .. } | PeerError::Timeout { .. } => 1,
             _ => 0,

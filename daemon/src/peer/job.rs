@@ -15,6 +15,8 @@ pub struct Job {
     pub peer_hotkeys: Vec<String>,
     /// Miners by shard.
     pub miners: Vec<MinerSlot>,
+    /// Spare miners that take over a failed miner's shard (see [`super::failover`]).
+    pub spares: Vec<MinerSlot>,
     pub dtype: Dtype,
     pub elements: u64,
     pub layout: Layout,
@@ -39,6 +41,7 @@ impl Job {
             deadline_floor: Duration::from_millis(u64::from(v.deadline_ms())),
             peer_hotkeys: v.ticket.peers,
             miners: v.ticket.miners,
+            spares: v.ticket.spares,
             dtype: v.dtype,
             elements: v.ticket.elements,
             layout: v.layout,

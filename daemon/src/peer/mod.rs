@@ -21,6 +21,7 @@ pub mod collective;
 pub mod conn;
 pub mod deadline;
 pub mod error;
+pub mod failover;
 pub mod job;
 pub mod progress;
 pub mod session;

@@ -362,6 +362,7 @@ impl Session {
             job_id,
             ok,
             reason: reason.to_string(),
+            failed_miners: self.peer.lost_miners().to_vec(),
         }));
         if let Err(s) = r {
             tracing::warn!(job = job_id, "reporting the job's end: {}", s.message());

@@ -5,7 +5,7 @@ use super::job::{JobCell, Out};
 use super::machine::Fault;
 use super::server::Relay;
 use crate::core::traffic::FlowCounter;
-use crate::wire::handshake::{now_ms, verify_hello};
+use crate::wire::handshake::{now_ms, verify_join};
 use crate::wire::{Frame, FrameCodec, HEADER_LEN, Header, Kind, WireError};
 use futures_util::StreamExt;
 use std::io::IoSlice;
@@ -45,11 +45,11 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         Err(_) => return refuse(&mut wr, addr, "no handshake in time").await,
     };
     let trust = &relay.options.trust;
-    let (verified, rank, shard) = match verify_hello(&hello.payload, &|a| trust.trusts(a), now_ms())
-    {
-        Ok(x) => x,
-        Err(e) => return refuse(&mut wr, addr, &e.to_string()).await,
-    };
+    let (verified, rank, shard, resume_seq) =
+        match verify_join(&hello.payload, &|a| trust.trusts(a), now_ms()) {
+            Ok(j) => (j.verified, j.rank, j.shard, j.resume_seq),
+            Err(e) => return refuse(&mut wr, addr, &e.to_string()).await,
+        };
     if hello.header.job != verified.ticket.job_id {
         let why = format!(
             "handshake frame names job {}, its ticket job {}",
@@ -57,7 +57,7 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         );
         return refuse(&mut wr, addr, &why).await;
     }
-    let cell = match relay.admit(&verified, shard) {
+    let cell = match relay.admit_at(&verified, shard, resume_seq) {
         Ok(c) => c,
         Err(e) => return refuse(&mut wr, addr, &e.to_string()).await,
     };

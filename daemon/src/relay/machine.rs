@@ -145,6 +145,14 @@ impl Machine {
         &self.params
     }
 
+    /// A spare taking over this shard mid-job: its first operation is `seq` (see
+    /// `peer::failover`). Only before any operation began here.
+    pub fn resume_at(&mut self, seq: u32) {
+        if self.op.is_none() && self.next_seq == 0 {
+            self.next_seq = seq;
+        }
+    }
+
     pub fn failed(&self) -> Option<&Fault> {
         self.failed.as_ref()
     }

@@ -174,6 +174,17 @@ impl Relay {
 
     /// The job a verified handshake belongs to, created (and its memory reserved) if new.
     pub fn admit(self: &Arc<Self>, v: &Verified, shard: u32) -> Result<Arc<JobCell>, AdmitError> {
+        self.admit_at(v, shard, 0)
+    }
+
+    /// [`Relay::admit`] for a join that may be a failover: a new job's shard starts at operation
+    /// `resume_seq` (a spare taking over a shard mid-job), not 0.
+    pub fn admit_at(
+        self: &Arc<Self>,
+        v: &Verified,
+        shard: u32,
+        resume_seq: u32,
+    ) -> Result<Arc<JobCell>, AdmitError> {
         let job = v.ticket.job_id;
         let key = (job, shard);
         let mut jobs = self.jobs();
@@ -207,16 +218,18 @@ impl Relay {
         };
         let reservation = self.budget.reserve(params.reservation_bytes())?;
         let deadline = Duration::from_millis(u64::from(v.deadline_ms()));
+        let mut machine = Machine::new(params);
+        machine.resume_at(resume_seq);
         let cell = JobCell::new(
             key,
             v.signed.signature.clone(),
-            Machine::new(params),
+            machine,
             deadline,
             reservation,
         );
         jobs.insert(key, Arc::clone(&cell));
         drop(jobs);
-        tracing::info!(job, shard, peers = v.peers(), dtype = %v.dtype, "job admitted");
+        tracing::info!(job, shard, peers = v.peers(), dtype = %v.dtype, resume_seq, "job admitted");
         tokio::spawn(watchdog(Arc::downgrade(&cell)));
         Ok(cell)
     }

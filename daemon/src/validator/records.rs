@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS weight_sets (
   id INTEGER PRIMARY KEY AUTOINCREMENT, round_id INTEGER NOT NULL, block INTEGER NOT NULL,
   at_ms INTEGER NOT NULL, ok INTEGER NOT NULL, error TEXT NOT NULL, kind TEXT NOT NULL,
   uids TEXT NOT NULL, weights TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job_failures (
+  job_id INTEGER NOT NULL, miner TEXT NOT NULL, reporter TEXT NOT NULL, reason TEXT NOT NULL,
+  at_ms INTEGER NOT NULL, PRIMARY KEY (job_id, miner, reporter));
+CREATE INDEX IF NOT EXISTS job_failures_at ON job_failures(at_ms);
 CREATE TABLE IF NOT EXISTS pending_reveal (
   id INTEGER PRIMARY KEY CHECK (id = 1), round_id INTEGER NOT NULL, json TEXT NOT NULL);
 ";
@@ -212,6 +216,54 @@ fn round_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoundRow> {
 
 impl Store {
     /// Inserts or replaces a benchmark.
+    /// A peer of job `job_id` says `miner` failed in it (one row per reporter: a report repeated
+    /// changes nothing).
+    pub fn put_job_failure(
+        &self,
+        job_id: u64,
+        miner: &str,
+        reporter: &str,
+        reason: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO job_failures VALUES (?1,?2,?3,?4,?5)",
+            params![job_id as i64, miner, reporter, reason, at_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Miner failures in real jobs since `since_ms` that a majority of the job's peers reported
+    /// (so a single peer cannot frame a miner): (miner hotkey, job id, a reporter's reason).
+    pub fn job_failures_since(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(String, u64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT f.miner, f.job_id, MIN(f.reason), COUNT(DISTINCT f.reporter), j.world_size
+             FROM job_failures f JOIN jobs j ON j.job_id = f.job_id
+             WHERE f.at_ms >= ?1 GROUP BY f.job_id, f.miner ORDER BY f.job_id, f.miner",
+        )?;
+        let rows = st.query_map(params![since_ms as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, String>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, u32>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (miner, job, reason, reporters, world) = row?;
+            if reporters * 2 > world {
+                out.push((miner, job, reason));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn put_benchmark(&self, b: &BenchRow) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO benchmarks VALUES

@@ -128,6 +128,17 @@ pub fn window_parts(
             by_miner.entry(b.miner_hotkey.clone()).or_default().push(s);
         }
     }
+    // A miner that died or stalled in a real job (a spare took over, or the job failed) fails
+    // that sample like a failed benchmark.
+    for (miner, job, reason) in store.job_failures_since(since)? {
+        by_miner.entry(miner).or_default().push(Sample {
+            outcome: SampleOutcome::Failed,
+            upload_bytes_per_s: 0.0,
+            download_bytes_per_s: 0.0,
+            latency_ms: 0.0,
+            reason: format!("failed in job {job}: {reason}"),
+        });
+    }
     let inputs: Vec<MinerInput> = miners
         .iter()
         .map(|m| MinerInput {
@@ -222,4 +233,78 @@ pub fn compute_round(
         weights,
         error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validator::JobRow;
+
+    fn job(store: &Store, job_id: u64, world_size: u32) {
+        store
+            .put_job(&JobRow {
+                job_id,
+                state: 2,
+                reason: String::new(),
+                name: String::new(),
+                world_size,
+                peers: (0..world_size).map(|r| format!("p{r}")).collect(),
+                elements: 10,
+                dtype: 1,
+                miners_wanted: 1,
+                ticket: None,
+                miners: vec!["m1".into(), "spare".into()],
+                created_at_ms: 1,
+                expires_at_ms: u64::MAX / 2,
+            })
+            .expect("job");
+    }
+
+    fn miner(hotkey: &str, uid: u16) -> MinerRow {
+        MinerRow {
+            hotkey: hotkey.into(),
+            uid,
+            axon: format!("10.0.0.{uid}:8091"),
+            relay_address: format!("10.0.0.{uid}:9000"),
+            reachable: true,
+            memory_free: 1 << 30,
+            version: String::new(),
+            last_seen_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_miner_failing_in_a_job_counts_once_most_peers_report_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("v.sqlite")).expect("open");
+        job(&store, 7, 3);
+        let now = 1_000_000;
+        store
+            .put_job_failure(7, "m1", "p0", "dropped", now)
+            .expect("put");
+        // Repeated by the same peer: still one reporter of three, not a majority.
+        store
+            .put_job_failure(7, "m1", "p0", "dropped", now)
+            .expect("put");
+        assert!(store.job_failures_since(0).expect("q").is_empty());
+        store
+            .put_job_failure(7, "m1", "p2", "dropped", now)
+            .expect("put");
+        let f = store.job_failures_since(0).expect("q");
+        assert_eq!(f, vec![("m1".to_string(), 7, "dropped".to_string())]);
+        assert!(store.job_failures_since(now + 1).expect("q").is_empty());
+
+        let opts = ScoringOptions::from_config(&ValidatorConfig::default());
+        let miners = [miner("m1", 1), miner("spare", 2)];
+        let parts = window_parts(&store, &miners, &opts, now + 10).expect("parts");
+        assert_eq!(parts[0].success_rate, 0.0, "its only sample is the failure");
+        assert_eq!(parts[1].success_rate, 0.0, "no samples at all");
+        assert_eq!(parts[0].benchmarks, 1, "the failure is one sample");
+        assert_eq!(parts[1].benchmarks, 0);
+        assert!(
+            parts[0].flags.iter().any(|f| f.contains("failed in job 7")),
+            "{:?}",
+            parts[0].flags
+        );
+    }
 }

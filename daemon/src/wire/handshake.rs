@@ -65,14 +65,25 @@ pub fn issue(mut ticket: JobTicket, validator: &Keypair) -> Result<SignedTicket,
     })
 }
 
-fn join_message(job: u64, ticket_sig: &[u8], rank: u32, shard: u32, nonce: u64) -> Vec<u8> {
-    let mut m = Vec::with_capacity(JOIN_DOMAIN.len() + 8 + ticket_sig.len() + 16);
+fn join_message(
+    job: u64,
+    ticket_sig: &[u8],
+    rank: u32,
+    shard: u32,
+    nonce: u64,
+    resume_seq: u32,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(JOIN_DOMAIN.len() + 8 + ticket_sig.len() + 20);
     m.extend_from_slice(JOIN_DOMAIN);
     m.extend_from_slice(&job.to_le_bytes());
     m.extend_from_slice(ticket_sig);
     m.extend_from_slice(&rank.to_le_bytes());
     m.extend_from_slice(&shard.to_le_bytes());
     m.extend_from_slice(&nonce.to_le_bytes());
+    // Only failover joins carry it, so ordinary joins sign exactly what they always did.
+    if resume_seq != 0 {
+        m.extend_from_slice(&resume_seq.to_le_bytes());
+    }
     m
 }
 
@@ -131,10 +142,14 @@ pub fn verify_ticket(
             format!("{} peers (1 to {MAX_PARTIES})", ticket.peers.len()),
         ));
     }
-    if ticket.miners.len() > MAX_PARTIES {
+    if ticket.miners.len() > MAX_PARTIES || ticket.spares.len() > MAX_PARTIES {
         return Err(malformed(
             "ticket",
-            format!("{} miners", ticket.miners.len()),
+            format!(
+                "{} miners and {} spares",
+                ticket.miners.len(),
+                ticket.spares.len()
+            ),
         ));
     }
     let weights: Vec<u32> = ticket.miners.iter().map(|m| m.weight).collect();
@@ -155,15 +170,38 @@ pub fn hello(
     shard: u32,
     peer: &Keypair,
 ) -> Result<Handshake, KeyError> {
+    hello_resume(signed, job, rank, shard, 0, peer)
+}
+
+/// The handshake of a failover join: a spare taking over `shard` at operation `resume_seq`.
+pub fn hello_resume(
+    signed: &SignedTicket,
+    job: u64,
+    rank: u32,
+    shard: u32,
+    resume_seq: u32,
+    peer: &Keypair,
+) -> Result<Handshake, KeyError> {
     let nonce = rand::random::<u64>();
-    let msg = join_message(job, &signed.signature, rank, shard, nonce);
+    let msg = join_message(job, &signed.signature, rank, shard, nonce, resume_seq);
     Ok(Handshake {
         ticket: Some(signed.clone()),
         rank,
         shard,
         nonce,
         peer_signature: peer.sign(&msg)?.to_vec(),
+        resume_seq,
     })
+}
+
+/// A checked join: the ticket, who joins, which shard, and the operation it starts at.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub verified: Verified,
+    pub rank: u32,
+    pub shard: u32,
+    /// 0 for an ordinary join; the job's current operation for a failover join.
+    pub resume_seq: u32,
 }
 
 /// Checks a handshake's bytes: the ticket, then that `rank`'s hotkey signed this join.
@@ -172,6 +210,15 @@ pub fn verify_hello(
     trusted: &dyn Fn(&str) -> bool,
     now_ms: u64,
 ) -> Result<(Verified, u32, u32), HandshakeError> {
+    verify_join(bytes, trusted, now_ms).map(|j| (j.verified, j.rank, j.shard))
+}
+
+/// [`verify_hello`], also returning the failover's resume operation.
+pub fn verify_join(
+    bytes: &[u8],
+    trusted: &dyn Fn(&str) -> bool,
+    now_ms: u64,
+) -> Result<Join, HandshakeError> {
     let hs = Handshake::decode(bytes).map_err(|e| malformed("handshake", e))?;
     let signed = hs
         .ticket
@@ -196,6 +243,7 @@ pub fn verify_hello(
         hs.rank,
         hs.shard,
         hs.nonce,
+        hs.resume_seq,
     );
     if !key(hotkey)?.verify(&msg, &hs.peer_signature) {
         return Err(HandshakeError::PeerSignature {
@@ -203,7 +251,12 @@ pub fn verify_hello(
             hotkey: hotkey.clone(),
         });
     }
-    Ok((v, hs.rank, hs.shard))
+    Ok(Join {
+        verified: v,
+        rank: hs.rank,
+        shard: hs.shard,
+        resume_seq: hs.resume_seq,
+    })
 }
 
 /// Milliseconds since the Unix epoch.
@@ -293,5 +346,26 @@ mod tests {
             Err(HandshakeError::Shard { shard: 2, .. })
         ));
         assert!(verify_hello(b"\xff\xff\xff", &trust, 0).is_err());
+    }
+
+    #[test]
+    fn a_failover_join_signs_its_resume_operation() {
+        let (v, p, _) = keys();
+        let vaddr = v.ss58_address().to_string();
+        let trust = |a: &str| a == vaddr;
+        let st = ticket(&v, &p, u64::MAX);
+        let hs = hello_resume(&st, 7, 0, 0, 5, &p).expect("hello");
+        let j = verify_join(&hs.encode_to_vec(), &trust, 0).expect("valid");
+        assert_eq!((j.rank, j.shard, j.resume_seq), (0, 0, 5));
+        // Someone on the path moving the spare to another operation is caught.
+        let mut moved = hs.clone();
+        moved.resume_seq = 6;
+        assert!(matches!(
+            verify_join(&moved.encode_to_vec(), &trust, 0),
+            Err(HandshakeError::PeerSignature { .. })
+        ));
+        let mut dropped = hs;
+        dropped.resume_seq = 0;
+        assert!(verify_join(&dropped.encode_to_vec(), &trust, 0).is_err());
     }
 }

@@ -77,6 +77,7 @@ async fn main(
             miner_timeout: timeout,
             max_world_size: 1024,
             miners_per_job: cfg.validator.miners_per_job,
+            spares: cfg.validator.spares,
         },
     );
     let scoring = ScoringOptions::from_config(&cfg.validator);

@@ -206,6 +206,28 @@ fn leaving_between_operations_finishes_the_job() {
     assert_eq!(ev, vec![Event::Finished]);
 }
 
+#[test]
+fn a_spare_resumes_at_the_operation_the_job_is_at() {
+    let c = Collective::AllReduce(Op::Sum);
+    let mut m = Machine::new(params(2, 0, 2, Dtype::F32, 4));
+    m.resume_at(3);
+    joined(&mut m);
+    m.on_frame(0, begin(3, c)).expect("begin");
+    let ev = m.on_frame(1, begin(3, c)).expect("begin");
+    assert_eq!(ev, vec![Event::OpDone { seq: 3 }]);
+    // Once an operation ran, resuming elsewhere is ignored.
+    m.resume_at(9);
+    m.on_frame(0, begin(4, c)).expect("the next operation is 4");
+
+    let mut m = Machine::new(params(2, 0, 2, Dtype::F32, 4));
+    m.resume_at(3);
+    joined(&mut m);
+    let f = m
+        .on_frame(0, begin(0, c))
+        .expect_err("not where the job is");
+    assert!(f.reason.contains("expected operation 3"), "{}", f.reason);
+}
+
 /// A frame from anyone: random kind, ids, dtype and payload.
 fn any_frame() -> impl Strategy<Value = (u32, Frame)> {
     (
