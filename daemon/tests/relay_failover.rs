@@ -77,6 +77,11 @@ fn start_sum(tj: &TestJob, seed: u64) -> Vec<PeerProc> {
     peers
 }
 
+/// Starts the next all_reduce (sum) on every peer; returns with blocks in flight.
+fn go(peers: &mut [PeerProc]) {
+    go_op(peers, "sum")
+}
+
 fn connect(tj: &TestJob, seed: u64) -> Vec<PeerProc> {
     let mut peers: Vec<PeerProc> = (0..PEERS).map(|r| PeerProc::start(tj, r, seed)).collect();
     for p in &mut peers {
@@ -91,11 +96,12 @@ fn connect(tj: &TestJob, seed: u64) -> Vec<PeerProc> {
     peers
 }
 
-/// Starts the next all_reduce (sum) on every peer; returns with blocks in flight.
-fn go(peers: &mut [PeerProc]) {
+/// Starts the next `op` (sum, avg, broadcast from rank 0) on every peer; returns with blocks
+/// in flight.
+fn go_op(peers: &mut [PeerProc], op: &str) {
     for p in peers.iter_mut() {
         p.send(&Command::Prepare {
-            op: "sum".into(),
+            op: op.into(),
             src: 0,
         });
     }
@@ -170,6 +176,17 @@ fn a_miner_killed_mid_transfer_moves_its_shard_to_the_spare_and_results_stay_exa
     );
     // And the job goes on through the spare.
     go(&mut peers);
+    expect_exact(&peers, Duration::from_secs(60));
+}
+
+#[test]
+fn a_miner_killed_mid_broadcast_moves_its_shard_to_the_spare_and_results_stay_exact() {
+    let validator = key(0);
+    let rs = relays(&validator, 3);
+    let tj = ticket(&validator, 308, &[&rs[0], &rs[1]], &[&rs[2]], ELEMENTS);
+    let mut peers = connect(&tj, 16);
+    go_op(&mut peers, "broadcast");
+    signal(rs[0].proc.pid(), "-KILL");
     expect_exact(&peers, Duration::from_secs(60));
 }
 
