@@ -867,6 +867,7 @@ mod tests {
                     uid: 1,
                     hotkey: HK.into(),
                     address: "127.0.0.3:9000".into(),
+                    spare: false,
                 }],
                 elements: 4 << 20,
                 dtype: 1,

@@ -256,6 +256,7 @@ fn jobs() -> Vec<JobSummary> {
                     uid,
                     hotkey: hotkey(uid),
                     address: format!("127.0.0.{}:9000", uid + 2),
+                    spare: false,
                 })
                 .collect(),
             elements: 16 << 20,

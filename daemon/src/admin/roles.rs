@@ -137,6 +137,17 @@ fn host_of(addr: &str) -> String {
         .to_string()
 }
 
+/// Hotkeys of the job's spares, from its signed ticket.
+fn spares_of(j: &JobRow) -> Vec<String> {
+    use prost::Message;
+    j.ticket
+        .as_deref()
+        .and_then(|t| mr_proto::v1::SignedTicket::decode(t).ok())
+        .and_then(|st| mr_proto::v1::JobTicket::decode(st.ticket.as_slice()).ok())
+        .map(|t| t.spares.into_iter().map(|m| m.hotkey).collect())
+        .unwrap_or_default()
+}
+
 /// A stored job as the admin API shows it; a live job past its expiry shows as expired.
 pub fn job_summary(j: &JobRow, uids: &HashMap<String, (u32, String)>) -> JobSummary {
     let live = j.state == JobState::Pending as i32 || j.state == JobState::Running as i32;
@@ -145,6 +156,7 @@ pub fn job_summary(j: &JobRow, uids: &HashMap<String, (u32, String)>) -> JobSumm
     } else {
         j.state
     };
+    let spares = spares_of(j);
     JobSummary {
         job_id: j.job_id,
         name: j.name.clone(),
@@ -161,6 +173,7 @@ pub fn job_summary(j: &JobRow, uids: &HashMap<String, (u32, String)>) -> JobSumm
                     uid,
                     hotkey: hk.clone(),
                     address,
+                    spare: spares.contains(hk),
                 }
             })
             .collect(),
@@ -296,6 +309,43 @@ mod tests {
     fn host_of_strips_the_port() {
         assert_eq!(host_of("127.0.0.3:8091"), "127.0.0.3");
         assert_eq!(host_of("[::1]:8091"), "::1");
+    }
+
+    #[test]
+    fn a_jobs_spare_is_marked_from_its_ticket() {
+        use crate::wire::handshake::{JobTicket, MinerSlot, issue};
+        use prost::Message;
+        let key = crate::wallet::Keypair::from_mini_secret(&[9; 32]).expect("key");
+        let slot = |h: &str| MinerSlot {
+            hotkey: h.into(),
+            address: "127.0.0.1:9000".into(),
+            weight: 1,
+        };
+        let ticket = JobTicket {
+            miners: vec![slot("m1")],
+            spares: vec![slot("m2")],
+            ..Default::default()
+        };
+        let signed = issue(ticket, &key).expect("sign");
+        let j = JobRow {
+            job_id: 1,
+            state: JobState::Running as i32,
+            reason: String::new(),
+            name: String::new(),
+            world_size: 1,
+            peers: vec!["p".into()],
+            elements: 1,
+            dtype: 1,
+            miners_wanted: 1,
+            ticket: Some(signed.encode_to_vec()),
+            miners: vec!["m1".into(), "m2".into()],
+            created_at_ms: 0,
+            expires_at_ms: u64::MAX,
+        };
+        let s = job_summary(&j, &HashMap::new());
+        let spare: Vec<(String, bool)> =
+            s.miners.into_iter().map(|m| (m.hotkey, m.spare)).collect();
+        assert_eq!(spare, vec![("m1".into(), false), ("m2".into(), true)]);
     }
 }
 

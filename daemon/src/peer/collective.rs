@@ -226,7 +226,7 @@ impl Peer {
         let failure = Failure::default();
         let aborts = Aborts::new(&self.conns);
         let lost = Mutex::new(Vec::new());
-        let op = Op1 {
+        let op = Operation {
             job: &self.job,
             key: &self.key,
             c,
@@ -287,7 +287,7 @@ impl Peer {
 const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// One operation's shared facts, for the threads that drive its shards.
-struct Op1<'a> {
+struct Operation<'a> {
     job: &'a Job,
     key: &'a Keypair,
     c: Collective,
@@ -298,7 +298,7 @@ struct Op1<'a> {
     lost: &'a Mutex<Vec<String>>,
 }
 
-impl Op1<'_> {
+impl Operation<'_> {
     /// Runs one shard to the end; when its miner fails and the ticket has a spare left, moves
     /// the shard to the spare and runs it again there from its first block (see
     /// [`super::failover`]).

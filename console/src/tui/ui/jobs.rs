@@ -123,7 +123,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, d: &Daemon, theme: Theme) 
     let miners: Vec<String> = j
         .miners
         .iter()
-        .map(|m| format!("uid {} {}", m.uid, m.address))
+        .map(|m| {
+            let spare = if m.spare { " (spare)" } else { "" };
+            format!("uid {} {}{spare}", m.uid, m.address)
+        })
         .collect();
     let peers: Vec<String> = j.peers.iter().map(|p| fmt::key(p)).collect();
     let mut lines = vec![
