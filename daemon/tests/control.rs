@@ -16,7 +16,10 @@ use mapreduce::wallet::Keypair;
 use mapreduce::wallet::btauth::{NonceSource, SystemClock, Verifier, sign_request};
 use mr_proto::v1::miner_client::MinerClient;
 use mr_proto::v1::validator_client::ValidatorClient;
-use mr_proto::v1::{AcceptJobRequest, JobState, JobStatusRequest, ProbeRequest, StatusRequest};
+use mr_proto::v1::{
+    AcceptJobRequest, JobState, JobStatusRequest, ProbeRequest, ReportJobRequest,
+    RequestJobRequest, StatusRequest,
+};
 use prost::Message;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -416,6 +419,18 @@ async fn start_validator_with(
     ttl: Duration,
     burst: u32,
 ) -> ValidatorNode {
+    start_validator_spares(key, db, clients, miners, ttl, burst, 0).await
+}
+
+async fn start_validator_spares(
+    key: Keypair,
+    db: &std::path::Path,
+    clients: Vec<String>,
+    miners: &[&MinerNode],
+    ttl: Duration,
+    burst: u32,
+    spares: u32,
+) -> ValidatorNode {
     let store = Arc::new(Store::open(db).expect("db"));
     for (i, m) in miners.iter().enumerate() {
         store
@@ -442,7 +457,7 @@ async fn start_validator_with(
             miner_timeout: T,
             max_world_size: 64,
             miners_per_job: 0,
-            spares: 0,
+            spares,
         },
     );
     let layer = auth_rate(
@@ -569,6 +584,84 @@ async fn three_peers_get_a_job_and_all_reduce_through_three_miners_skipping_a_re
         .expect_err("refused");
     assert_eq!(e.code(), Code::PermissionDenied);
     assert!(e.message().contains("validator.clients"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_validator_names_a_spare_when_capacity_allows_and_checks_failure_reports() {
+    let vkey = key();
+    let mut miners = Vec::new();
+    for _ in 0..3 {
+        miners.push(start_miner(&[(&vkey, 0.0)], 256 << 20, 0.0).await);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let refs: Vec<&MinerNode> = miners.iter().collect();
+    let val = start_validator_spares(
+        vkey.clone(),
+        &dir.path().join("v.sqlite"),
+        vec!["*".into()],
+        &refs,
+        Duration::from_secs(300),
+        50,
+        1,
+    )
+    .await;
+    let peer = key();
+    let ch = connect(
+        &val.axon.to_string(),
+        Arc::new(peer.clone()),
+        val.key.ss58_address(),
+        T,
+    )
+    .await
+    .expect("connect");
+    let mut c = ValidatorClient::new(ch);
+    let ask = |miners: u32, name: &str| RequestJobRequest {
+        version: v(),
+        world_size: 1,
+        elements: 1 << 20,
+        dtype: 1,
+        miners,
+        name: name.into(),
+    };
+    let ticket_of = |info: &mr_proto::v1::JobInfo| {
+        let st = info.ticket.clone().expect("a ticket");
+        mr_proto::v1::JobTicket::decode(st.ticket.as_slice()).expect("ticket")
+    };
+
+    // Two miners wanted, three available: the third is the spare, signed into the ticket.
+    let info = c.request_job(ask(2, "a")).await.expect("job").into_inner();
+    let t = ticket_of(&info);
+    assert_eq!((t.miners.len(), t.spares.len()), (2, 1), "{t:?}");
+    assert!(!t.miners.iter().any(|m| m.hotkey == t.spares[0].hotkey));
+    let row = val.store.job(info.job_id).expect("db").expect("row");
+    assert_eq!(row.miners.len(), 3, "the spare holds a reservation too");
+
+    // A failure report may only name the job's miners (or its spare); it is recorded.
+    let report = |failed: Vec<String>| ReportJobRequest {
+        version: v(),
+        job_id: info.job_id,
+        ok: true,
+        reason: String::new(),
+        failed_miners: failed,
+    };
+    let e = c
+        .report_job(report(vec![key().ss58_address().to_string()]))
+        .await
+        .expect_err("not a miner of the job");
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    assert!(val.store.job_failures_since(0).expect("db").is_empty());
+    let dead = t.miners[1].hotkey.clone();
+    c.report_job(report(vec![dead.clone()]))
+        .await
+        .expect("report");
+    let f = val.store.job_failures_since(0).expect("db");
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].0.as_str(), f[0].1), (dead.as_str(), info.job_id));
+
+    // Three wanted, three available: no capacity for a spare, and the job runs anyway.
+    let info = c.request_job(ask(3, "b")).await.expect("job").into_inner();
+    let t = ticket_of(&info);
+    assert_eq!((t.miners.len(), t.spares.len()), (3, 0), "{t:?}");
 }
 
 #[test]
