@@ -72,11 +72,12 @@ fn draw_chart(
         peak = peak.max(p.bytes_in).max(p.bytes_out);
     }
     let top = nice_ceiling(peak as f64);
-    let title = format!(
-        "bytes/s, last {} ({} samples)",
-        app.window.label(),
-        input.len()
-    );
+    // A braille cell holds 2 points across: more points than that only cost drawing time.
+    let samples = input.len();
+    let columns = usize::from(area.width).max(1) * 2;
+    let input = downsample_max(&input, columns);
+    let output = downsample_max(&output, columns);
+    let title = format!("bytes/s, last {} ({} samples)", app.window.label(), samples);
     let datasets = vec![
         Dataset::default()
             .name("in")
@@ -107,6 +108,22 @@ fn draw_chart(
                 .style(theme.label()),
         );
     frame.render_widget(chart, area);
+}
+
+/// At most `max` points: consecutive runs of points become one, at the run's last x with its
+/// highest y, so peaks stay visible however many samples the window holds.
+fn downsample_max(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max || max == 0 {
+        return points.to_vec();
+    }
+    let run = points.len().div_ceil(max);
+    points
+        .chunks(run)
+        .map(|c| {
+            let y = c.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+            (c[c.len() - 1].0, y)
+        })
+        .collect()
 }
 
 /// A round number at or above `v` for the y axis (1, 2, 5 times a power of ten; at least 1).
@@ -263,5 +280,17 @@ mod tests {
         let b = buckets(&points, 0, 9000, 3);
         assert_eq!(b, vec![4, 7, 10]);
         assert_eq!(buckets(&points, 0, 9000, 0), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn downsampling_keeps_peaks_and_the_newest_x() {
+        let pts: Vec<(f64, f64)> = (0..10)
+            .map(|i| (i as f64, if i == 3 { 99.0 } else { 1.0 }))
+            .collect();
+        let d = downsample_max(&pts, 4);
+        assert_eq!(d.len(), 4);
+        assert_eq!(d[1], (5.0, 99.0));
+        assert_eq!(d.last(), Some(&(9.0, 1.0)));
+        assert_eq!(downsample_max(&pts, 20), pts);
     }
 }
