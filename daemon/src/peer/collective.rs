@@ -309,7 +309,7 @@ impl Operation<'_> {
         failovers: &mut u32,
     ) -> Result<(), PeerError> {
         let job = self.job;
-        let backup = Backup::of(job, shard);
+        let backup = Backup::of(job, shard, self.c.sends(job.rank));
         loop {
             let e = match self.run_shard(conn, shard) {
                 Ok(()) => return Ok(()),

@@ -90,21 +90,34 @@ pub fn spare_name(job: &Job, i: usize) -> String {
 }
 
 /// A copy of one shard's input, kept while an operation runs when the job has spares.
-pub struct Backup(Option<Vec<f32>>);
+pub enum Backup {
+    /// No spare: no failover, nothing kept.
+    None,
+    /// This peer sends nothing in this operation (a broadcast's receivers): the spare's result
+    /// overwrites the whole shard, so nothing needs keeping either.
+    NotSending,
+    Copy(Vec<f32>),
+}
 
 impl Backup {
-    pub fn of(job: &Job, shard: &[f32]) -> Backup {
-        Backup((!job.spares.is_empty()).then(|| shard.to_vec()))
+    pub fn of(job: &Job, shard: &[f32], sends: bool) -> Backup {
+        match (job.spares.is_empty(), sends) {
+            (true, _) => Backup::None,
+            (false, false) => Backup::NotSending,
+            (false, true) => Backup::Copy(shard.to_vec()),
+        }
     }
 
-    /// Puts the input back (results of the failed miner may have overwritten part of it).
+    /// Puts the input back (results of the failed miner may have overwritten part of it);
+    /// false when there is no failover.
     pub fn restore(&self, shard: &mut [f32]) -> bool {
-        match &self.0 {
-            Some(b) => {
+        match self {
+            Backup::None => false,
+            Backup::NotSending => true,
+            Backup::Copy(b) => {
                 shard.copy_from_slice(b);
                 true
             }
-            None => false,
         }
     }
 }
@@ -223,10 +236,14 @@ mod tests {
     #[test]
     fn a_backup_is_kept_only_when_there_is_a_spare() {
         let mut shard = vec![1.0f32, 2.0];
-        let b = Backup::of(&job(1), &shard);
+        let b = Backup::of(&job(1), &shard, true);
         shard[0] = 9.0;
         assert!(b.restore(&mut shard));
         assert_eq!(shard, vec![1.0, 2.0]);
-        assert!(!Backup::of(&job(0), &shard).restore(&mut shard));
+        assert!(!Backup::of(&job(0), &shard, true).restore(&mut shard));
+        assert!(matches!(
+            Backup::of(&job(1), &shard, false),
+            Backup::NotSending
+        ));
     }
 }
