@@ -1,7 +1,7 @@
 //! `mrctl`: the mapreduce operator console.
 
 mod cli;
-pub mod client;
+pub use mrctl::client;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use mapreduce::config::Loader;

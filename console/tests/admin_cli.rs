@@ -6,126 +6,10 @@
 //! this test alone: `cargo build -p mapreduce --bin mrd` first). Every child is killed by pid
 //! when the test ends, even on failure.
 
-use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
-use mapreduce::wallet::{Keypair, Wallet};
-use std::io::{BufRead, BufReader};
+use mr_testkit::{DevNet, NodeConfig, Proc, Step, field, mrctl};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// A child killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn wait_line(&mut self, prefix: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!("{prefix}: exited {st}: {}", self.log_text());
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.wait();
-                    panic!("{prefix}: stdout closed: {}", self.log_text());
-                }
-            }
-        }
-        panic!("no {prefix:?} line in 120 s: {}", self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn mrd_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_mrctl")).with_file_name("mrd");
-    assert!(
-        p.is_file(),
-        "{} not built: run `cargo build -p mapreduce --bin mrd` (cargo test --workspace builds it)",
-        p.display()
-    );
-    p
-}
-
-fn spawn_mrd(home: &Path, config: &Path, role: &str, log: &Path) -> Proc {
-    let mut child = Command::new(mrd_bin())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .arg(role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("spawn mrd");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    Proc {
-        child,
-        lines,
-        log: log.to_path_buf(),
-    }
-}
-
-/// `mrctl ARGS` with a clean environment, bounded in time.
-fn mrctl(home: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mrctl"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("COLUMNS", "160")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mrctl");
-    let end = Instant::now() + Duration::from_secs(300);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "mrctl {args:?} took over 300 s: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -149,125 +33,54 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-fn field(line: &str, name: &str) -> String {
-    let mut it = line.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().expect("value").to_string();
-        }
-    }
-    panic!("no {name} in {line:?}")
-}
-
+/// The network's config of `name`: admin socket in DIR/run, a comment line that
+/// `mrctl config set` must keep.
 fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"# {name}'s configuration (comments are kept by mrctl config set)
-netuid = {netuid}
-[wallet]
-name = "{name}"
-hotkey = "default"
-path = "{wallets}"
-[subtensor]
-network = "local"
-chain_endpoint = "{ws}"
-[axon]
-ip = "{ip}"
-port = 0
-[relay]
-ip = "{ip}"
-port = 0
-window_blocks = 4
-[admin]
-socket = "{socket}"
-[miner]
-min_validator_stake = 0.0
-[validator]
-clients = ["*"]
-sync_interval_blocks = 1
-db = "{db}"
-{extra}
-"#,
-        wallets = dir.join("wallets").display(),
-        db = dir.join("validator.sqlite").display(),
-        socket = dir.join("run").join(format!("{name}.sock")).display(),
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-struct Step(Instant);
-impl Step {
-    fn done(&mut self, what: &str) {
-        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
+    NodeConfig::new(name, netuid, ws, ip)
+        .header(&format!(
+            "{name}'s configuration (comments are kept by mrctl config set)"
+        ))
+        .socket_in(&dir.join("run"))
+        .extra(extra)
+        .write(dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mrctl_against_real_daemons() {
-    let mut t = Step(Instant::now());
+    let mut t = Step::start();
     let dir = tempfile::tempdir().expect("tmp");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     let run = dir.path().join("run");
-    let chain = tokio::task::spawn_blocking(|| {
-        let mut o = DevChainOptions::new().expect("spec");
-        o.install = true;
-        DevChain::start(o).expect("chopsticks")
-    })
-    .await
-    .expect("join");
-    let ws = chain.ws_url();
-    let mut o = ChainOptions::new(ws.clone());
-    o.watchdog = None;
-    o.call_timeout = Duration::from_secs(60);
-    o.inclusion_timeout = Duration::from_secs(60);
-    let client = ChainClient::connect(o).await.expect("connect");
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
     let wallets = dir.path().join("wallets");
+    let net = DevNet::start(&wallets).await;
+    let (ws, netuid) = (net.ws.clone(), net.netuid);
     let mut keys = Vec::new();
     let mut uids = Vec::new();
     for name in ["validator", "miner1"] {
-        let k = Wallet::new(&wallets, name, "default")
-            .create_hotkey(12, false)
-            .expect("hotkey");
-        client
-            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
-            .await
-            .expect("fund");
-        uids.push(
-            client
-                .burned_register(&alice, netuid, &k.public_key())
-                .await
-                .expect("register"),
-        );
+        let (k, uid) = net.register(name).await;
         keys.push(k);
+        uids.push(uid);
     }
-    let bot = Wallet::new(&wallets, "bench1", "default")
-        .create_hotkey(12, false)
-        .expect("bot hotkey");
+    let bot = net.hotkey("bench1");
     t.done(&format!(
         "chain {ws}, subnet {netuid}, validator and miner registered"
     ));
 
     let mcfg = write_config(dir.path(), "miner1", netuid, &ws, "127.0.0.3", "");
-    let mut miner = spawn_mrd(&home, &mcfg, "miner", &dir.path().join("miner1.log"));
+    let mut miner = Proc::mrd(&home, &mcfg, &["miner"], &dir.path().join("miner1.log"));
     let mline = miner.wait_line("miner ready");
     let vextra = format!(
         "benchmark_hotkeys = [\"{}\"]\nweights_interval_blocks = 5\n",
         bot.ss58_address()
     );
     let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.2", &vextra);
-    let mut validator = spawn_mrd(&home, &vcfg, "validator", &dir.path().join("validator.log"));
+    let mut validator = Proc::mrd(
+        &home,
+        &vcfg,
+        &["validator"],
+        &dir.path().join("validator.log"),
+    );
     let vline = validator.wait_line("validator ready");
     let vsock = field(&vline, "admin");
     let msock = field(&mline, "admin");
@@ -486,7 +299,7 @@ async fn mrctl_against_real_daemons() {
     let bcfg = write_config(dir.path(), "bench1", netuid, &ws, "127.0.0.6", "");
     let text_cfg = std::fs::read_to_string(&bcfg).expect("read") + &bextra;
     std::fs::write(&bcfg, text_cfg).expect("write");
-    let mut bench = spawn_mrd(&home, &bcfg, "bench", &dir.path().join("bench1.log"));
+    let mut bench = Proc::mrd(&home, &bcfg, &["bench"], &dir.path().join("bench1.log"));
     let bline = bench.wait_line("bench ready");
     let bsock = field(&bline, "admin");
     let r = json(&mrctl(
@@ -543,5 +356,5 @@ async fn mrctl_against_real_daemons() {
     t.done("stopped validator: exit 3 naming the socket");
     drop(bench);
     drop(miner);
-    drop(chain);
+    drop(net);
 }

@@ -4,11 +4,10 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
+use mapreduce::chain::{ChainSigner, Rao};
 use mapreduce::wallet::{Keypair, Wallet};
+use mr_testkit::DevNet;
 
 /// `mrctl` with a clean environment, pointed at the dev chain, the temp wallets and the subnet.
 fn mrctl(home: &Path, url: &str, netuid: u16, hotkey: &str, args: &[&str]) -> Output {
@@ -47,21 +46,13 @@ fn ok(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metagraph_register_and_info_against_the_real_runtime() {
-    let mut opts = DevChainOptions::new().expect("shared/chain spec");
-    opts.install = true;
-    let chain = tokio::task::spawn_blocking(move || DevChain::start(opts))
-        .await
-        .expect("join")
-        .expect("chopsticks starts");
-    let url = chain.ws_url();
-    let mut o = ChainOptions::new(url.clone());
-    o.call_timeout = Duration::from_secs(60);
-    o.watchdog = None;
-    let client = ChainClient::connect(o).await.expect("connect");
-
-    // A wallet on disk: plaintext coldkey (a throwaway), two hotkeys.
+    // A wallet on disk: plaintext coldkey (a throwaway), two hotkeys; a subnet made through the
+    // library.
     let home = tempfile::tempdir().expect("tempdir");
     let wallets = home.path().join("wallets");
+    let net = DevNet::start(&wallets).await;
+    let (url, client, alice, netuid) = (net.ws.clone(), &net.client, &net.alice, net.netuid);
+    let owner = &net.owner;
     let cold = Wallet::new(&wallets, "op", "default")
         .create_coldkey(12, None, false)
         .expect("coldkey");
@@ -72,26 +63,16 @@ async fn metagraph_register_and_info_against_the_real_runtime() {
         .create_hotkey(12, false)
         .expect("hotkey");
 
-    // A subnet with two served neurons, made through the library.
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
+    // Two served neurons.
     let mut served = Vec::new();
     for i in 0..2u16 {
         let hk = ChainSigner::new(Keypair::generate(12).expect("hk")).expect("signer");
         client
-            .transfer(&alice, &hk.public_key(), Rao::from_tao(5.0))
+            .transfer(alice, &hk.public_key(), Rao::from_tao(5.0))
             .await
             .expect("fund");
         client
-            .burned_register(&alice, netuid, &hk.public_key())
+            .burned_register(alice, netuid, &hk.public_key())
             .await
             .expect("register");
         let ip: IpAddr = format!("127.0.0.{}", i + 2).parse().expect("ip");
@@ -102,7 +83,7 @@ async fn metagraph_register_and_info_against_the_real_runtime() {
         served.push((hk.ss58().to_string(), format!("{ip}"), 8091 + i));
     }
     client
-        .transfer(&alice, &cold.public_key(), Rao::from_tao(100.0))
+        .transfer(alice, &cold.public_key(), Rao::from_tao(100.0))
         .await
         .expect("fund the wallet's coldkey");
 
@@ -205,6 +186,5 @@ async fn metagraph_register_and_info_against_the_real_runtime() {
         "{out}"
     );
 
-    drop(client);
-    drop(chain);
+    drop(net);
 }

@@ -10,51 +10,14 @@
 //! MR_REQUIRE_SYSTEM_TOOLS is set) and `mrd` built beside
 //! `mrctl` (`cargo test --workspace` builds it; alone: `cargo build -p mapreduce --bin mrd`).
 
-use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
-use mapreduce::core::{Collective, Dtype, Op};
-use mapreduce::peer::{Session, SessionOptions, ValidatorAddr, check};
-use mapreduce::wallet::{Keypair, Wallet};
-use std::io::{BufRead, BufReader};
+use mapreduce::peer::ValidatorAddr;
+use mapreduce::wallet::Keypair;
+use mr_testkit::{
+    DevNet, NodeConfig, Proc, Step, all_reduce_job, field, free_port_on, mrd_bin, wait_file,
+};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// A daemon killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn wait_line(&mut self, prefix: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!("{prefix}: exited {st}: {}", read(&self.log));
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("{prefix}: stdout closed: {}", read(&self.log))
-                }
-            }
-        }
-        panic!("no {prefix:?} line in 120 s: {}", read(&self.log));
-    }
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -129,130 +92,13 @@ fn tmux_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The network's config of `name`: admin socket in DIR/run, the axon on `port` (0: any).
 fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, port: u16) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"netuid = {netuid}
-[wallet]
-name = "{name}"
-hotkey = "default"
-path = "{wallets}"
-[subtensor]
-network = "local"
-chain_endpoint = "{ws}"
-[axon]
-ip = "{ip}"
-port = {port}
-[relay]
-ip = "{ip}"
-port = 0
-[miner]
-min_validator_stake = 0.0
-[validator]
-clients = ["*"]
-sync_interval_blocks = 1
-db = "{db}"
-[admin]
-socket = "{socket}"
-"#,
-        wallets = dir.join("wallets").display(),
-        db = dir.join("validator.sqlite").display(),
-        socket = dir.join("run").join(format!("{name}.sock")).display(),
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-fn spawn_mrd(mrd: &Path, home: &Path, config: &Path, role: &str, log: &Path) -> Proc {
-    let mut child = Command::new(mrd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .arg(role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("spawn mrd");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    Proc {
-        child,
-        lines,
-        log: log.to_path_buf(),
-    }
-}
-
-/// "... axon 127.0.0.5:4321 ..." -> "127.0.0.5:4321".
-fn field(line: &str, name: &str) -> String {
-    let mut it = line.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().expect("value").to_string();
-        }
-    }
-    panic!("no {name} in {line:?}")
-}
-
-fn wait_file(path: &Path) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(Instant::now() < end, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Three peers all_reduce through the validator's miners; every element checked.
-fn run_job(addr: &ValidatorAddr, peers: &[Keypair], name: &str, elements: u64) {
-    std::thread::scope(|s| {
-        for (rank, k) in peers.iter().enumerate() {
-            s.spawn(move || {
-                let (rank, p) = (rank as u32, peers.len() as u32);
-                let mut sess = Session::init(
-                    addr,
-                    k,
-                    p,
-                    rank,
-                    name,
-                    elements,
-                    Dtype::F32,
-                    SessionOptions::default(),
-                )
-                .unwrap_or_else(|e| panic!("rank {rank} init: {e}"));
-                let mut data = vec![0f32; elements as usize];
-                check::fill(9, rank, &mut data);
-                sess.all_reduce(&mut data, Op::Sum)
-                    .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
-                check::verify(
-                    9,
-                    p,
-                    Collective::AllReduce(Op::Sum),
-                    Dtype::F32,
-                    rank,
-                    &data,
-                )
-                .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
-                sess.close();
-            });
-        }
-    });
-}
-
-struct Step(Instant);
-impl Step {
-    fn done(&mut self, what: &str) {
-        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
+    NodeConfig::new(name, netuid, ws, ip)
+        .axon_port(port)
+        .window_blocks(None)
+        .socket_in(&dir.join("run"))
+        .write(dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,57 +114,20 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
         return;
     }
     let mrctl = PathBuf::from(env!("CARGO_BIN_EXE_mrctl"));
-    let mrd = mrctl.with_file_name("mrd");
-    assert!(
-        mrd.exists(),
-        "{} not built: run `cargo build -p mapreduce --bin mrd` (cargo test --workspace builds it)",
-        mrd.display()
-    );
-    let mut t = Step(Instant::now());
+    mrd_bin();
+    let mut t = Step::start();
     let dir = tempfile::tempdir().expect("tmp");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
 
-    let chain = tokio::task::spawn_blocking(|| {
-        let mut o = DevChainOptions::new().expect("spec");
-        o.install = true;
-        DevChain::start(o).expect("chopsticks")
-    })
-    .await
-    .expect("join");
-    let ws = chain.ws_url();
-    let mut o = ChainOptions::new(ws.clone());
-    o.watchdog = None;
-    o.call_timeout = Duration::from_secs(60);
-    o.inclusion_timeout = Duration::from_secs(60);
-    let client = ChainClient::connect(o).await.expect("connect");
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
     let wallets = dir.path().join("wallets");
+    let net = DevNet::start(&wallets).await;
+    let (ws, netuid) = (net.ws.clone(), net.netuid);
     let names = ["validator", "miner1", "miner2", "miner3"];
     let mut keys = Vec::new();
     for name in names {
-        let k = Wallet::new(&wallets, name, "default")
-            .create_hotkey(12, false)
-            .expect("hotkey");
-        client
-            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
-            .await
-            .expect("fund");
-        client
-            .burned_register(&alice, netuid, &k.public_key())
-            .await
-            .expect("register");
-        keys.push(k);
+        keys.push(net.register(name).await.0);
     }
     t.done(&format!(
         "chain at {ws}, subnet {netuid}, 4 hotkeys registered"
@@ -334,24 +143,20 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
             &format!("127.0.0.{}", i + 1),
             0,
         );
-        let mut p = spawn_mrd(
-            &mrd,
+        let mut p = Proc::mrd(
             &home,
             &cfg,
-            "miner",
+            &["miner"],
             &dir.path().join(format!("{name}.log")),
         );
         p.wait_line("miner ready");
         miners.push(p);
     }
     // The validator keeps its port across the restart below, as an operator's config would.
-    let vport = std::net::TcpListener::bind("127.0.0.5:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let vport = free_port_on("127.0.0.5");
     let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", vport);
     let vlog = dir.path().join("validator.log");
-    let mut validator = spawn_mrd(&mrd, &home, &vcfg, "validator", &vlog);
+    let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
     let vline = validator.wait_line("validator ready");
     let vsock = dir.path().join("run/validator.sock");
     let msock = dir.path().join("run/miner1.sock");
@@ -409,7 +214,7 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
         .collect();
     tokio::task::spawn_blocking({
         let (addr, peers) = (addr.clone(), peers.clone());
-        move || run_job(&addr, &peers, "tui-e2e", 8 << 20)
+        move || all_reduce_job(&addr, &peers, "tui-e2e", 8 << 20, 9)
     })
     .await
     .expect("job");
@@ -486,7 +291,7 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     let screen = tmux.wait_for("disconnected notice", "disconnected, retrying in", 20);
     assert!(screen.contains("✗ validator"), "{screen}");
     t.done("validator killed: 'disconnected, retrying in Ns' shown");
-    let mut validator = spawn_mrd(&mrd, &home, &vcfg, "validator", &vlog);
+    let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
     validator.wait_line("validator ready");
     tmux.wait("reconnect", 30, |s| {
         s.contains("● validator") && s.contains("health       ready")
@@ -500,5 +305,5 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     drop(tmux);
     drop(validator);
     drop(miners);
-    drop(chain);
+    drop(net);
 }

@@ -16,26 +16,16 @@
 //! killed by pid when the test ends, and the lab's namespaces are removed (with whatever still
 //! runs in them) by a guard.
 
-use mapreduce::chain::dev::{
-    DevChain, DevChainOptions, DevSubnetParams, chopsticks_dir, create_dev_subnet,
-    install_chopsticks,
-};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
+use mapreduce::chain::dev::{DevChainOptions, chopsticks_dir, install_chopsticks};
 use mapreduce::control::connect;
-use mapreduce::core::{Collective, Dtype, Op, Version};
-use mapreduce::peer::check;
-use mapreduce::peer::collective::Peer;
-use mapreduce::peer::job::Job;
-use mapreduce::wallet::{Keypair, Wallet};
+use mapreduce::core::Version;
+use mapreduce::wallet::Keypair;
+use mr_proto::v1::RequestBenchmarkRequest;
 use mr_proto::v1::validator_client::ValidatorClient;
-use mr_proto::v1::{
-    BenchmarkAssignment, BenchmarkOutcome, ReportBenchmarkRequest, RequestBenchmarkRequest,
-};
-use std::io::{BufRead, BufReader};
+use mr_testkit::{DevNet, NodeConfig, Proc, Step, Throughput, field, run_benchmark};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Benchmark tensor per virtual peer: 16 MiB of f32. Through one miner, 3 virtual peers move
@@ -75,140 +65,6 @@ impl Drop for Lab {
     }
 }
 
-/// A child killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Waits for a stdout line starting with `prefix`; panics with the stderr file on timeout.
-    fn wait_line(&mut self, prefix: &str, log: &Path) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!(
-                            "{prefix}: exited {st}: {}",
-                            std::fs::read_to_string(log).unwrap_or_default()
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.wait();
-                    panic!(
-                        "{prefix}: stdout closed: {}",
-                        std::fs::read_to_string(log).unwrap_or_default()
-                    );
-                }
-            }
-        }
-        panic!(
-            "no {prefix:?} line in 120 s: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    }
-}
-
-/// `mrd --config CONFIG ROLE`, inside network namespace `netns` when given (`ip netns exec`
-/// execs mrd in place, so the pid is mrd's).
-fn spawn_mrd(home: &Path, config: &Path, role: &str, log: &Path, netns: Option<&str>) -> Proc {
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(env!("CARGO_BIN_EXE_mrd"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_mrd")),
-    };
-    let mut child = cmd
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .arg(role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("spawn mrd");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    Proc { child, lines }
-}
-
-/// "... axon 10.78.0.1:4321 ..." → "10.78.0.1:4321".
-fn field(line: &str, name: &str) -> String {
-    let mut it = line.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().expect("value").to_string();
-        }
-    }
-    panic!("no {name} in {line:?}")
-}
-
-fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"netuid = {netuid}
-[wallet]
-name = "{name}"
-hotkey = "default"
-path = "{wallets}"
-[subtensor]
-network = "local"
-chain_endpoint = "{ws}"
-[axon]
-ip = "{ip}"
-port = 0
-[relay]
-ip = "{ip}"
-port = 0
-[admin]
-socket = "{socket}"
-[miner]
-min_validator_stake = 0.0
-[validator]
-clients = ["*"]
-sync_interval_blocks = 1
-db = "{db}"
-{extra}
-"#,
-        wallets = dir.join("wallets").display(),
-        db = dir.join("validator.sqlite").display(),
-        socket = dir.join(format!("{name}.sock")).display(),
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-struct Step(Instant);
-impl Step {
-    fn done(&mut self, what: &str) {
-        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
-}
-
 /// Forwards TCP from `listen` (the control namespace's lab address) to chopsticks on 127.0.0.1,
 /// so miners in their own namespaces reach the chain: chopsticks binds loopback only.
 async fn forward(listen: &str, to: u16) -> String {
@@ -226,66 +82,6 @@ async fn forward(listen: &str, to: u16) -> String {
         }
     });
     format!("ws://{addr}")
-}
-
-/// The all_reduce of one assignment as `PEERS` virtual peers with the bot's key, every element
-/// checked. Throughput is what crossed the miner's link each way: PEERS x BYTES per all_reduce.
-fn run_benchmark(a: &BenchmarkAssignment, bot: &Keypair, seed: u64) -> ReportBenchmarkRequest {
-    let ticket = a.ticket.clone().expect("ticket");
-    let elements = (BYTES / 4) as usize;
-    let started = mapreduce::wire::handshake::now_ms();
-    let t0 = Instant::now();
-    let times: Vec<(f64, f64)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..PEERS)
-            .map(|rank| {
-                let ticket = ticket.clone();
-                s.spawn(move || {
-                    let job = Job::from_ticket(ticket, rank).expect("job");
-                    let mut peer = Peer::connect(job, bot).expect("connect");
-                    let joined = t0.elapsed().as_secs_f64() * 1000.0;
-                    let mut data = vec![0f32; elements];
-                    check::fill(seed, rank, &mut data);
-                    let t = Instant::now();
-                    peer.all_reduce(&mut data, Op::Sum).expect("all_reduce");
-                    let took = t.elapsed().as_secs_f64();
-                    check::verify(
-                        seed,
-                        PEERS,
-                        Collective::AllReduce(Op::Sum),
-                        Dtype::F32,
-                        rank,
-                        &data,
-                    )
-                    .expect("every element checked");
-                    (joined, took)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("peer")).collect()
-    });
-    let took = times.iter().map(|t| t.1).fold(0.0, f64::max).max(1e-6);
-    let latency = times.iter().map(|t| t.0).fold(0.0, f64::max);
-    let through_miner = (BYTES * u64::from(PEERS)) as f64 / took;
-    ReportBenchmarkRequest {
-        version: Some(Version::CURRENT.into()),
-        benchmark_id: a.benchmark_id,
-        miner_uid: a.miner_uid,
-        miner_hotkey: a.miner_hotkey.clone(),
-        outcome: BenchmarkOutcome::Ok as i32,
-        reason: String::new(),
-        bytes: BYTES,
-        peers: PEERS,
-        seed,
-        checked_elements: BYTES / 4 * u64::from(PEERS),
-        upload_bytes_per_s: through_miner,
-        download_bytes_per_s: through_miner,
-        broadcast_bytes_per_s: 0.0,
-        latency_ms: latency,
-        all_reduce_s: took,
-        broadcast_s: 0.0,
-        started_at_ms: started,
-        finished_at_ms: mapreduce::wire::handshake::now_ms(),
-    }
 }
 
 #[test]
@@ -369,54 +165,24 @@ fn bandwidth_ranks_miners_in_the_order_of_their_links() {
 }
 
 async fn inner(lab: &str) {
-    let mut t = Step(Instant::now());
+    let mut t = Step::start();
     let dir = tempfile::tempdir().expect("tmp");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let chain = tokio::task::spawn_blocking(|| {
-        DevChain::start(DevChainOptions::new().expect("spec")).expect("chopsticks")
-    })
-    .await
-    .expect("join");
-    let ws = chain.ws_url();
-    let lab_ws = forward(CTL_IP, chain.port()).await;
-    let mut o = ChainOptions::new(ws.clone());
-    o.watchdog = None;
-    o.call_timeout = Duration::from_secs(60);
-    o.inclusion_timeout = Duration::from_secs(60);
-    let client = ChainClient::connect(o).await.expect("connect");
+    let wallets = dir.path().join("wallets");
+    let net = DevNet::start_with(DevChainOptions::new().expect("spec"), &wallets).await;
+    let (ws, netuid, client) = (net.ws.clone(), net.netuid, &net.client);
+    let lab_ws = forward(CTL_IP, net.chain.port()).await;
     t.done(&format!(
         "chopsticks at {ws}, reached from the lab at {lab_ws}"
     ));
-
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
-    let wallets = dir.path().join("wallets");
     let names = ["validator", "miner400", "miner200", "miner50"];
     let mut keys = Vec::new();
     let mut uids = Vec::new();
     for name in names {
-        let w = Wallet::new(&wallets, name, "default");
-        let k = w.create_hotkey(12, false).expect("hotkey");
-        client
-            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
-            .await
-            .expect("fund");
-        uids.push(
-            client
-                .burned_register(&alice, netuid, &k.public_key())
-                .await
-                .expect("register"),
-        );
+        let (k, uid) = net.register(name).await;
         keys.push(k);
+        uids.push(uid);
     }
     t.done(&format!(
         "subnet {netuid}: validator and 3 miners registered, uids {uids:?}"
@@ -425,11 +191,14 @@ async fn inner(lab: &str) {
     let mut miners = Vec::new();
     for (i, name) in names.iter().enumerate().skip(1) {
         let ip = miner_ip(i - 1);
-        let cfg = write_config(dir.path(), name, netuid, &lab_ws, &ip, "");
+        let cfg = NodeConfig::new(name, netuid, &lab_ws, &ip)
+            .window_blocks(None)
+            .extra("")
+            .write(dir.path());
         let log = dir.path().join(format!("{name}.log"));
         let ns = format!("{lab}-m{}", i - 1);
-        let mut p = spawn_mrd(&home, &cfg, "miner", &log, Some(&ns));
-        p.wait_line("miner ready", &log);
+        let mut p = Proc::mrd_in(Some(&ns), &home, &cfg, &["miner"], &log);
+        p.wait_line("miner ready");
         miners.push(p);
     }
     t.done(&format!(
@@ -442,10 +211,13 @@ async fn inner(lab: &str) {
         "benchmark_hotkeys = [\"{}\"]\nweights_interval_blocks = {interval}\nema_alpha = 1.0\n",
         bot.ss58_address()
     );
-    let vcfg = write_config(dir.path(), "validator", netuid, &ws, CTL_IP, &extra);
+    let vcfg = NodeConfig::new("validator", netuid, &ws, CTL_IP)
+        .window_blocks(None)
+        .extra(&extra)
+        .write(dir.path());
     let vlog = dir.path().join("validator.log");
-    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog, None);
-    let line = validator.wait_line("validator ready", &vlog);
+    let mut validator = Proc::mrd_in(None, &home, &vcfg, &["validator"], &vlog);
+    let line = validator.wait_line("validator ready");
     let endpoint = field(&line, "axon");
     let vhotkey = keys[0].ss58_address().to_string();
     t.done(&format!("validator ready at {endpoint}"));
@@ -477,9 +249,19 @@ async fn inner(lab: &str) {
             .into_inner();
         let r = {
             let (a, bot) = (a.clone(), bot.clone());
-            tokio::task::spawn_blocking(move || run_benchmark(&a, &bot, 70 + i))
-                .await
-                .expect("bench")
+            tokio::task::spawn_blocking(move || {
+                run_benchmark(
+                    &a,
+                    &bot,
+                    70 + i,
+                    BYTES,
+                    PEERS,
+                    // what crossed the miner's link each way: PEERS x BYTES per all_reduce
+                    Throughput::ThroughMiner,
+                )
+            })
+            .await
+            .expect("bench")
         };
         let mbit = r.upload_bytes_per_s * 8.0 / 1e6;
         let resp = vc
@@ -547,5 +329,5 @@ async fn inner(lab: &str) {
     ));
     drop(validator);
     drop(miners);
-    drop(chain);
+    drop(net);
 }

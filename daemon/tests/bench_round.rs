@@ -6,185 +6,29 @@
 //! on the chain (read back). Every child is killed by pid when the test ends.
 #![cfg(feature = "dishonest-relay")]
 
-use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
 use mapreduce::validator::Store;
-use mapreduce::wallet::{Keypair, Wallet};
+use mapreduce::wallet::Keypair;
+use mr_testkit::{DevNet, NodeConfig, Proc, Step, field};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// A child killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(home: &Path, config: &Path, args: &[&str], log: PathBuf) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mrd"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("RUST_LOG", "info")
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn mrd");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for a stdout line starting with `prefix`; panics with the log on failure.
-    fn wait_line(&mut self, prefix: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!("{prefix}: exited {st}: {}", self.log());
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.wait();
-                    panic!("{prefix}: stdout closed: {}", self.log());
-                }
-            }
-        }
-        panic!("no {prefix:?} line in 120 s: {}", self.log());
-    }
-}
-
-/// "... axon 127.0.0.5:4321 ..." → "127.0.0.5:4321".
-fn field(line: &str, name: &str) -> String {
-    let mut it = line.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().expect("value").to_string();
-        }
-    }
-    panic!("no {name} in {line:?}")
-}
-
-fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"netuid = {netuid}
-[wallet]
-name = "{name}"
-hotkey = "default"
-path = "{wallets}"
-[subtensor]
-network = "local"
-chain_endpoint = "{ws}"
-[axon]
-ip = "{ip}"
-port = 0
-[relay]
-ip = "{ip}"
-port = 0
-[miner]
-min_validator_stake = 0.0
-[admin]
-socket = "{socket}"
-{extra}
-"#,
-        wallets = dir.join("wallets").display(),
-        socket = dir.join(format!("{name}.sock")).display(),
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-struct Step(Instant);
-impl Step {
-    fn done(&mut self, what: &str) {
-        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
-    let mut t = Step(Instant::now());
+    let mut t = Step::start();
     let dir = tempfile::tempdir().expect("tmp");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let chain = tokio::task::spawn_blocking(|| {
-        let mut o = DevChainOptions::new().expect("spec");
-        o.install = true;
-        DevChain::start(o).expect("chopsticks")
-    })
-    .await
-    .expect("join");
-    let ws = chain.ws_url();
-    let mut o = ChainOptions::new(ws.clone());
-    o.watchdog = None;
-    o.call_timeout = Duration::from_secs(60);
-    o.inclusion_timeout = Duration::from_secs(60);
-    let client = ChainClient::connect(o).await.expect("connect");
-    t.done(&format!("chopsticks at {ws}"));
-
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
     let wallets = dir.path().join("wallets");
+    let net = DevNet::start(&wallets).await;
+    let (ws, netuid, client) = (net.ws.clone(), net.netuid, &net.client);
+    t.done(&format!("chopsticks at {ws}"));
     let mut keys: HashMap<&str, Keypair> = HashMap::new();
     for name in ["validator", "miner1", "miner2", "miner3", "cheat"] {
-        let k = Wallet::new(&wallets, name, "default")
-            .create_hotkey(12, false)
-            .expect("hotkey");
-        client
-            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
-            .await
-            .expect("fund");
-        client
-            .burned_register(&alice, netuid, &k.public_key())
-            .await
-            .expect("register");
-        keys.insert(name, k);
+        keys.insert(name, net.register(name).await.0);
     }
     // Bots are not registered: the validator admits them by validator.benchmark_hotkeys.
     for name in ["bench1", "bench2"] {
-        let k = Wallet::new(&wallets, name, "default")
-            .create_hotkey(12, false)
-            .expect("hotkey");
-        keys.insert(name, k);
+        keys.insert(name, net.hotkey(name));
     }
     let ss58 = |n: &str| keys[n].ss58_address().to_string();
     t.done(&format!(
@@ -199,12 +43,16 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
         ("cheat", "127.0.0.6"),
     ];
     for (name, ip) in miners {
-        let cfg = write_config(dir.path(), name, netuid, &ws, ip, "");
+        let cfg = NodeConfig::new(name, netuid, &ws, ip)
+            .window_blocks(None)
+            .without_validator_section()
+            .extra("")
+            .write(dir.path());
         let mut args = vec!["miner"];
         if name == "cheat" {
             args.extend(["--dishonest", "corrupt"]);
         }
-        let mut p = Proc::spawn(&home, &cfg, &args, dir.path().join(format!("{name}.log")));
+        let mut p = Proc::mrd(&home, &cfg, &args, &dir.path().join(format!("{name}.log")));
         println!("{}", p.wait_line("miner ready"));
         procs.push(p);
     }
@@ -219,12 +67,16 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
         ss58("bench1"),
         ss58("bench2")
     );
-    let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", &vextra);
-    let mut validator = Proc::spawn(
+    let vcfg = NodeConfig::new("validator", netuid, &ws, "127.0.0.5")
+        .window_blocks(None)
+        .without_validator_section()
+        .extra(&vextra)
+        .write(dir.path());
+    let mut validator = Proc::mrd(
         &home,
         &vcfg,
         &["validator"],
-        dir.path().join("validator.log"),
+        &dir.path().join("validator.log"),
     );
     let vline = validator.wait_line("validator ready");
     println!("{vline}");
@@ -237,12 +89,16 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
             "[bench]\nmib = 4\npeers = 3\nvalidator = \"{vaxon}\"\nvalidator_hotkey = \"{}\"\ninterval_secs = 1\nbackoff_initial_secs = 1\nbackoff_max_secs = 5\n",
             ss58("validator")
         );
-        let cfg = write_config(dir.path(), name, netuid, &ws, ip, &extra);
-        let mut p = Proc::spawn(
+        let cfg = NodeConfig::new(name, netuid, &ws, ip)
+            .window_blocks(None)
+            .without_validator_section()
+            .extra(&extra)
+            .write(dir.path());
+        let mut p = Proc::mrd(
             &home,
             &cfg,
             &["bench"],
-            dir.path().join(format!("{name}.log")),
+            &dir.path().join(format!("{name}.log")),
         );
         println!("{}", p.wait_line("bench ready"));
         procs.push(p);
@@ -265,8 +121,8 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
         assert!(
             Instant::now() < end,
             "not every miner benchmarked in 240 s: {rows:#?}\nbench1: {}\nvalidator: {}",
-            procs[4].log(),
-            validator.log()
+            procs[4].log_text(),
+            validator.log_text()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -317,7 +173,7 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
         assert!(
             Instant::now() < end,
             "no weight set in 120 s: {}",
-            validator.log()
+            validator.log_text()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -373,7 +229,11 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
 
     // The bots keep going and are still alive.
     for p in procs.iter_mut() {
-        assert!(p.child.try_wait().expect("wait").is_none(), "{}", p.log());
+        assert!(
+            p.child.try_wait().expect("wait").is_none(),
+            "{}",
+            p.log_text()
+        );
     }
-    drop(chain);
+    drop(net);
 }

@@ -69,6 +69,7 @@ async fn start_miner(validator: &Keypair, max_memory: u64) -> MinerNode {
         trust: Trust::new([validator.ss58_address().to_string()]),
         handshake_timeout: T,
         max_block_bytes: 64 << 20,
+        max_conns_per_ip: 256,
     });
     let rl = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
     let relay_addr = rl.local_addr().expect("addr");

@@ -8,8 +8,8 @@ use mapreduce::control::registry::StaticRegistry;
 use mapreduce::control::server::{serve_miner, serve_validator};
 use mapreduce::control::validator::{ValidatorOptions, ValidatorService, ValidatorState};
 use mapreduce::control::{SignedChannel, connect};
-use mapreduce::core::{Collective, Dtype, Op, Version};
-use mapreduce::peer::{Session, SessionOptions, ValidatorAddr, check};
+use mapreduce::core::Version;
+use mapreduce::peer::ValidatorAddr;
 use mapreduce::relay::{Relay, RelayOptions, Trust};
 use mapreduce::validator::{MinerRow, Store};
 use mapreduce::wallet::Keypair;
@@ -20,6 +20,7 @@ use mr_proto::v1::{
     AcceptJobRequest, JobState, JobStatusRequest, ProbeRequest, ReportJobRequest,
     RequestJobRequest, StatusRequest,
 };
+use mr_testkit::all_reduce_job;
 use prost::Message;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,6 +84,7 @@ async fn start_miner(validators: &[(&Keypair, f64)], max_memory: u64, min_stake:
         trust: Trust::new(validators.iter().map(|(k, _)| k.ss58_address().to_string())),
         handshake_timeout: T,
         max_block_bytes: 64 << 20,
+        max_conns_per_ip: 256,
     });
     let rl = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
     let relay_addr = rl.local_addr().expect("addr");
@@ -503,50 +505,7 @@ async fn three_peers_get_a_job_and_all_reduce_through_three_miners_skipping_a_re
     let seed = 11;
     let job_id = tokio::task::spawn_blocking({
         let addr = addr.clone();
-        move || {
-            std::thread::scope(|s| {
-                let hs: Vec<_> = peers
-                    .iter()
-                    .enumerate()
-                    .map(|(rank, k)| {
-                        let addr = addr.clone();
-                        s.spawn(move || {
-                            let rank = rank as u32;
-                            let mut sess = Session::init(
-                                &addr,
-                                k,
-                                3,
-                                rank,
-                                "test-run",
-                                elements,
-                                Dtype::F32,
-                                SessionOptions::default(),
-                            )
-                            .unwrap_or_else(|e| panic!("rank {rank} init: {e}"));
-                            let mut data = vec![0f32; elements as usize];
-                            check::fill(seed, rank, &mut data);
-                            sess.all_reduce(&mut data, Op::Sum)
-                                .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
-                            check::verify(
-                                seed,
-                                3,
-                                Collective::AllReduce(Op::Sum),
-                                Dtype::F32,
-                                rank,
-                                &data,
-                            )
-                            .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
-                            let id = sess.job_id();
-                            sess.close();
-                            id
-                        })
-                    })
-                    .collect();
-                let ids: Vec<u64> = hs.into_iter().map(|h| h.join().expect("peer")).collect();
-                assert!(ids.iter().all(|&i| i == ids[0]));
-                ids[0]
-            })
-        }
+        move || all_reduce_job(&addr, &peers, "test-run", elements, seed)
     })
     .await
     .expect("peers");

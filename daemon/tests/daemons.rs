@@ -4,305 +4,46 @@
 //! in the validator's SQLite; then kill -9 the validator, restart it, and the first job still
 //! answers `done` while a second job runs; `mrd miner --drain` drains a miner. Every child is killed by pid when the test ends.
 
-use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
 use mapreduce::control::connect;
-use mapreduce::core::{Collective, Dtype, Op, Version};
-use mapreduce::peer::{Session, SessionOptions, ValidatorAddr, check};
+use mapreduce::core::Version;
+use mapreduce::peer::ValidatorAddr;
 use mapreduce::validator::Store;
-use mapreduce::wallet::{Keypair, Wallet};
+use mapreduce::wallet::Keypair;
 use mr_proto::v1::miner_client::MinerClient;
 use mr_proto::v1::validator_client::ValidatorClient;
 use mr_proto::v1::{AcceptJobRequest, JobState, JobStatusRequest, ReleaseJobRequest};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use mr_testkit::{
+    DevNet, Proc, Reap, Step, all_reduce_job, field, metrics_addr, mrd_bin, sample, scrape,
+    write_config,
+};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Tensor per peer: 64 MiB of f32.
 const ELEMENTS: u64 = 16 << 20;
 
-/// A child killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A child without piped lines, killed if the test ends before it is waited for.
-struct Reap(Option<Child>);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Proc {
-    /// Waits for a stdout line starting with `prefix`; panics with the stderr file on timeout.
-    fn wait_line(&mut self, prefix: &str, log: &Path) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!(
-                            "{prefix}: exited {st}: {}",
-                            std::fs::read_to_string(log).unwrap_or_default()
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.wait();
-                    panic!(
-                        "{prefix}: stdout closed: {}",
-                        std::fs::read_to_string(log).unwrap_or_default()
-                    );
-                }
-            }
-        }
-        panic!(
-            "no {prefix:?} line in 120 s: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    }
-}
-
-fn spawn_mrd(home: &Path, config: &Path, role: &str, log: &Path) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mrd"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .arg(role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("spawn mrd");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    Proc { child, lines }
-}
-
-/// "... axon 127.0.0.5:4321 ..." → "127.0.0.5:4321".
-fn field(line: &str, name: &str) -> String {
-    let mut it = line.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().expect("value").to_string();
-        }
-    }
-    panic!("no {name} in {line:?}")
-}
-
-fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"netuid = {netuid}
-[wallet]
-name = "{name}"
-hotkey = "default"
-path = "{wallets}"
-[subtensor]
-network = "local"
-chain_endpoint = "{ws}"
-[axon]
-ip = "{ip}"
-port = 0
-[relay]
-ip = "{ip}"
-port = 0
-window_blocks = 4
-[admin]
-socket = "{socket}"
-[miner]
-min_validator_stake = 0.0
-[validator]
-clients = ["*"]
-sync_interval_blocks = 1
-db = "{db}"
-{extra}
-"#,
-        wallets = dir.join("wallets").display(),
-        db = dir.join("validator.sqlite").display(),
-        socket = dir.join(format!("{name}.sock")).display(),
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-/// The Prometheus address a daemon logged ("Prometheus metrics at http://ADDR/metrics").
-fn metrics_addr(log: &Path) -> String {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text.split("Prometheus metrics at http://").nth(1)
-            && let Some(addr) = rest.split("/metrics").next()
-        {
-            return addr.to_string();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no metrics address in {}", log.display())
-}
-
-/// GET /metrics over a plain TCP connection: (status line, body).
-fn scrape(addr: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the exporter");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
-}
-
-/// The value of the first sample of `series` (a name, optionally with a label prefix).
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-fn run_job(addr: &ValidatorAddr, peers: &[Keypair], name: &str, elements: u64, seed: u64) -> u64 {
-    std::thread::scope(|s| {
-        let hs: Vec<_> = peers
-            .iter()
-            .enumerate()
-            .map(|(rank, k)| {
-                s.spawn(move || {
-                    let rank = rank as u32;
-                    let p = peers.len() as u32;
-                    let mut sess = Session::init(
-                        addr,
-                        k,
-                        p,
-                        rank,
-                        name,
-                        elements,
-                        Dtype::F32,
-                        SessionOptions::default(),
-                    )
-                    .unwrap_or_else(|e| panic!("rank {rank} init: {e}"));
-                    let mut data = vec![0f32; elements as usize];
-                    check::fill(seed, rank, &mut data);
-                    sess.all_reduce(&mut data, Op::Sum)
-                        .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
-                    check::verify(
-                        seed,
-                        p,
-                        Collective::AllReduce(Op::Sum),
-                        Dtype::F32,
-                        rank,
-                        &data,
-                    )
-                    .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
-                    let id = sess.job_id();
-                    sess.close();
-                    id
-                })
-            })
-            .collect();
-        let ids: Vec<u64> = hs.into_iter().map(|h| h.join().expect("peer")).collect();
-        assert!(ids.iter().all(|&i| i == ids[0]), "{ids:?}");
-        ids[0]
-    })
-}
-
-struct Step(Instant);
-impl Step {
-    fn done(&mut self, what: &str) {
-        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
-    let mut t = Step(Instant::now());
+    let mut t = Step::start();
     let dir = tempfile::tempdir().expect("tmp");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let chain = tokio::task::spawn_blocking(|| {
-        let mut o = DevChainOptions::new().expect("spec");
-        o.install = true;
-        DevChain::start(o).expect("chopsticks")
-    })
-    .await
-    .expect("join");
-    let ws = chain.ws_url();
-    let mut o = ChainOptions::new(ws.clone());
-    o.watchdog = None;
-    o.call_timeout = Duration::from_secs(60);
-    o.inclusion_timeout = Duration::from_secs(60);
-    let client = ChainClient::connect(o).await.expect("connect");
-    t.done(&format!("chopsticks at {ws}"));
-
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
     let wallets = dir.path().join("wallets");
+    let net = DevNet::start(&wallets).await;
+    let (ws, netuid) = (net.ws.clone(), net.netuid);
+    t.done(&format!("chopsticks at {ws}"));
     let names = ["validator", "miner1", "miner2", "miner3"];
     let mut keys = Vec::new();
     for name in names {
-        let w = Wallet::new(&wallets, name, "default");
-        let k = w.create_hotkey(12, false).expect("hotkey");
-        client
-            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
-            .await
-            .expect("fund");
-        client
-            .burned_register(&alice, netuid, &k.public_key())
-            .await
-            .expect("register");
-        keys.push(k);
+        keys.push(net.register(name).await.0);
     }
     t.done(&format!("subnet {netuid}: 4 hotkeys funded and registered"));
 
     // An unregistered hotkey is refused at start with the command that fixes it.
-    let w = Wallet::new(&wallets, "stranger", "default");
-    w.create_hotkey(12, false).expect("hotkey");
+    net.hotkey("stranger");
     let cfg = write_config(dir.path(), "stranger", netuid, &ws, "127.0.0.9", "");
-    let out = Command::new(env!("CARGO_BIN_EXE_mrd"))
+    let out = Command::new(mrd_bin())
         .env_clear()
         .env("HOME", &home)
         .arg("--config")
@@ -331,8 +72,8 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
         };
         let cfg = write_config(dir.path(), name, netuid, &ws, &ip, &extra);
         let log = dir.path().join(format!("{name}.log"));
-        let mut p = spawn_mrd(&home, &cfg, "miner", &log);
-        let line = p.wait_line("miner ready", &log);
+        let mut p = Proc::mrd(&home, &cfg, &["miner"], &log);
+        let line = p.wait_line("miner ready");
         println!("{line}");
         miners.push((p, line));
     }
@@ -340,8 +81,8 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
 
     let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", "");
     let vlog = dir.path().join("validator.log");
-    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
-    let line = validator.wait_line("validator ready", &vlog);
+    let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
+    let line = validator.wait_line("validator ready");
     println!("{line}");
     let addr = ValidatorAddr {
         endpoint: field(&line, "axon"),
@@ -354,7 +95,7 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
         .collect();
     let job1 = tokio::task::spawn_blocking({
         let (addr, peers) = (addr.clone(), peers.clone());
-        move || run_job(&addr, &peers, "acceptance-1", ELEMENTS, 5)
+        move || all_reduce_job(&addr, &peers, "acceptance-1", ELEMENTS, 5)
     })
     .await
     .expect("job 1");
@@ -420,8 +161,8 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
     validator.child.kill().expect("kill -9");
     let _ = validator.child.wait();
     drop(validator);
-    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
-    let line = validator.wait_line("validator ready", &vlog);
+    let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
+    let line = validator.wait_line("validator ready");
     let addr = ValidatorAddr {
         endpoint: field(&line, "axon"),
         hotkey: keys[0].ss58_address().to_string(),
@@ -446,7 +187,7 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
     assert_eq!(info.state, JobState::Done as i32, "{info:?}");
     let job2 = tokio::task::spawn_blocking({
         let (addr, peers) = (addr.clone(), peers.clone());
-        move || run_job(&addr, &peers, "acceptance-2", 1 << 18, 6)
+        move || all_reduce_job(&addr, &peers, "acceptance-2", 1 << 18, 6)
     })
     .await
     .expect("job 2");
@@ -480,7 +221,7 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
     mc.accept_job(accept(77)).await.expect("accept");
     // `mrd miner --drain` with the miner's config finds it by its pid file and SIGTERMs it.
     let mut drainer = Reap(Some(
-        Command::new(env!("CARGO_BIN_EXE_mrd"))
+        Command::new(mrd_bin())
             .env_clear()
             .env("HOME", &home)
             .arg("--config")
@@ -527,5 +268,5 @@ async fn validator_and_three_miners_serve_a_job_and_survive_kill_9() {
     t.done("mrd miner --drain: the miner kept its job, refused new ones, exited 0");
     drop(validator);
     drop(miners);
-    drop(chain);
+    drop(net);
 }

@@ -8,155 +8,21 @@
 //! with a benchmark outstanding, restart: scores, EMAs and weight history are identical, and the
 //! outstanding benchmark is still accepted. Every child is killed by pid when the test ends.
 
-use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
-use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
 use mapreduce::control::connect;
-use mapreduce::core::{Collective, Dtype, Op, Version};
-use mapreduce::peer::check;
-use mapreduce::peer::collective::Peer;
-use mapreduce::peer::job::Job;
+use mapreduce::core::Version;
 use mapreduce::validator::Store;
-use mapreduce::wallet::{Keypair, Wallet};
+use mapreduce::wallet::Keypair;
 use mr_proto::v1::validator_client::ValidatorClient;
-use mr_proto::v1::{
-    BenchmarkAssignment, BenchmarkOutcome, ReportBenchmarkRequest, RequestBenchmarkRequest,
-};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use mr_proto::v1::{BenchmarkOutcome, ReportBenchmarkRequest, RequestBenchmarkRequest};
+use mr_testkit::{DevNet, Proc, Step, Throughput, field, run_benchmark, write_config};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
 /// Benchmark tensor per virtual peer: 4 MiB of f32.
 const BYTES: u64 = 4 << 20;
 const PEERS: u32 = 3;
-
-/// A child killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Waits for a stdout line starting with `prefix`; panics with the stderr file on timeout.
-    fn wait_line(&mut self, prefix: &str, log: &Path) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!(
-                            "{prefix}: exited {st}: {}",
-                            std::fs::read_to_string(log).unwrap_or_default()
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.wait();
-                    panic!(
-                        "{prefix}: stdout closed: {}",
-                        std::fs::read_to_string(log).unwrap_or_default()
-                    );
-                }
-            }
-        }
-        panic!(
-            "no {prefix:?} line in 120 s: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    }
-}
-
-fn spawn_mrd(home: &Path, config: &Path, role: &str, log: &Path) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mrd"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(config)
-        .arg(role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("spawn mrd");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    Proc { child, lines }
-}
-
-/// "... axon 127.0.0.5:4321 ..." → "127.0.0.5:4321".
-fn field(line: &str, name: &str) -> String {
-    let mut it = line.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().expect("value").to_string();
-        }
-    }
-    panic!("no {name} in {line:?}")
-}
-
-fn write_config(dir: &Path, name: &str, netuid: u16, ws: &str, ip: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"netuid = {netuid}
-[wallet]
-name = "{name}"
-hotkey = "default"
-path = "{wallets}"
-[subtensor]
-network = "local"
-chain_endpoint = "{ws}"
-[axon]
-ip = "{ip}"
-port = 0
-[relay]
-ip = "{ip}"
-port = 0
-window_blocks = 4
-[admin]
-socket = "{socket}"
-[miner]
-min_validator_stake = 0.0
-[validator]
-clients = ["*"]
-sync_interval_blocks = 1
-db = "{db}"
-{extra}
-"#,
-        wallets = dir.join("wallets").display(),
-        db = dir.join("validator.sqlite").display(),
-        socket = dir.join(format!("{name}.sock")).display(),
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-struct Step(Instant);
-impl Step {
-    fn done(&mut self, what: &str) {
-        println!("[{:6.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
-}
 
 fn v() -> Option<mr_proto::v1::Version> {
     Some(Version::CURRENT.into())
@@ -169,65 +35,6 @@ fn request() -> RequestBenchmarkRequest {
         peers: PEERS,
         miner_uid: None,
         dtype: 0,
-    }
-}
-
-/// Runs the assignment's all_reduce as `PEERS` virtual peers with the bot's key, checks every
-/// element, and returns the report (throughput per virtual peer, latency of the slowest join).
-fn run_benchmark(a: &BenchmarkAssignment, bot: &Keypair, seed: u64) -> ReportBenchmarkRequest {
-    let ticket = a.ticket.clone().expect("ticket");
-    let elements = (BYTES / 4) as usize;
-    let started = mapreduce::wire::handshake::now_ms();
-    let t0 = Instant::now();
-    let times: Vec<(f64, f64)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..PEERS)
-            .map(|rank| {
-                let ticket = ticket.clone();
-                s.spawn(move || {
-                    let job = Job::from_ticket(ticket, rank).expect("job");
-                    let mut peer = Peer::connect(job, bot).expect("connect");
-                    let joined = t0.elapsed().as_secs_f64() * 1000.0;
-                    let mut data = vec![0f32; elements];
-                    check::fill(seed, rank, &mut data);
-                    let t = Instant::now();
-                    peer.all_reduce(&mut data, Op::Sum).expect("all_reduce");
-                    let took = t.elapsed().as_secs_f64();
-                    check::verify(
-                        seed,
-                        PEERS,
-                        Collective::AllReduce(Op::Sum),
-                        Dtype::F32,
-                        rank,
-                        &data,
-                    )
-                    .expect("every element checked");
-                    (joined, took)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("peer")).collect()
-    });
-    let took = times.iter().map(|t| t.1).fold(0.0, f64::max).max(1e-6);
-    let latency = times.iter().map(|t| t.0).fold(0.0, f64::max);
-    ReportBenchmarkRequest {
-        version: v(),
-        benchmark_id: a.benchmark_id,
-        miner_uid: a.miner_uid,
-        miner_hotkey: a.miner_hotkey.clone(),
-        outcome: BenchmarkOutcome::Ok as i32,
-        reason: String::new(),
-        bytes: BYTES,
-        peers: PEERS,
-        seed,
-        checked_elements: BYTES / 4 * u64::from(PEERS),
-        upload_bytes_per_s: BYTES as f64 / took,
-        download_bytes_per_s: BYTES as f64 / took,
-        broadcast_bytes_per_s: 0.0,
-        latency_ms: latency,
-        all_reduce_s: took,
-        broadcast_s: 0.0,
-        started_at_ms: started,
-        finished_at_ms: mapreduce::wire::handshake::now_ms(),
     }
 }
 
@@ -256,53 +63,21 @@ fn snapshot(db: &Path) -> Snapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kill_9() {
-    let mut t = Step(Instant::now());
+    let mut t = Step::start();
     let dir = tempfile::tempdir().expect("tmp");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let chain = tokio::task::spawn_blocking(|| {
-        let mut o = DevChainOptions::new().expect("spec");
-        o.install = true;
-        DevChain::start(o).expect("chopsticks")
-    })
-    .await
-    .expect("join");
-    let ws = chain.ws_url();
-    let mut o = ChainOptions::new(ws.clone());
-    o.watchdog = None;
-    o.call_timeout = Duration::from_secs(60);
-    o.inclusion_timeout = Duration::from_secs(60);
-    let client = ChainClient::connect(o).await.expect("connect");
-    t.done(&format!("chopsticks at {ws}"));
-
-    let alice = ChainSigner::dev("Alice").expect("alice");
-    let owner = Keypair::generate(12).expect("owner");
-    let netuid = create_dev_subnet(
-        &client,
-        &alice,
-        &owner.public_key(),
-        &DevSubnetParams::default(),
-    )
-    .await
-    .expect("subnet");
     let wallets = dir.path().join("wallets");
+    let net = DevNet::start(&wallets).await;
+    let (ws, netuid, client, alice) = (net.ws.clone(), net.netuid, &net.client, &net.alice);
+    t.done(&format!("chopsticks at {ws}"));
     let names = ["validator", "miner1", "miner2", "miner3"];
     let mut keys = Vec::new();
     let mut uids = Vec::new();
     for name in names {
-        let w = Wallet::new(&wallets, name, "default");
-        let k = w.create_hotkey(12, false).expect("hotkey");
-        client
-            .transfer(&alice, &k.public_key(), Rao::from_tao(10.0))
-            .await
-            .expect("fund");
-        uids.push(
-            client
-                .burned_register(&alice, netuid, &k.public_key())
-                .await
-                .expect("register"),
-        );
+        let (k, uid) = net.register(name).await;
         keys.push(k);
+        uids.push(uid);
     }
     t.done(&format!(
         "subnet {netuid}: validator and 3 miners registered, uids {uids:?}"
@@ -320,16 +95,16 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
         let ip = format!("127.0.0.{}", i + 1);
         let cfg = write_config(dir.path(), name, netuid, &ws, &ip, "");
         let log = dir.path().join(format!("{name}.log"));
-        let mut p = spawn_mrd(&home, &cfg, "miner", &log);
-        p.wait_line("miner ready", &log);
+        let mut p = Proc::mrd(&home, &cfg, &["miner"], &log);
+        p.wait_line("miner ready");
         miners.push(p);
     }
     t.done("3 miners ready");
 
     let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", &extra);
     let vlog = dir.path().join("validator.log");
-    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
-    let line = validator.wait_line("validator ready", &vlog);
+    let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
+    let line = validator.wait_line("validator ready");
     let endpoint = field(&line, "axon");
     let vhotkey = keys[0].ss58_address().to_string();
     let db = dir.path().join("validator.sqlite");
@@ -405,9 +180,11 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
             r
         } else {
             let (a, bot) = (a.clone(), bot.clone());
-            tokio::task::spawn_blocking(move || run_benchmark(&a, &bot, 40 + i as u64))
-                .await
-                .expect("bench")
+            tokio::task::spawn_blocking(move || {
+                run_benchmark(&a, &bot, 40 + i as u64, BYTES, PEERS, Throughput::PerPeer)
+            })
+            .await
+            .expect("bench")
         };
         let resp = vc
             .report_benchmark(r.clone())
@@ -524,8 +301,8 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
     validator.child.kill().expect("kill -9");
     let _ = validator.child.wait();
     drop(validator);
-    let mut validator = spawn_mrd(&home, &vcfg, "validator", &vlog);
-    validator.wait_line("validator ready", &vlog);
+    let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
+    validator.wait_line("validator ready");
     // Let the restarted loop look at the chain a few times.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let after = snapshot(&db);
@@ -533,9 +310,11 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
     let mut vc = as_bot(&bot).await;
     let r = {
         let (a, bot) = (outstanding.clone(), bot.clone());
-        tokio::task::spawn_blocking(move || run_benchmark(&a, &bot, 99))
-            .await
-            .expect("bench")
+        tokio::task::spawn_blocking(move || {
+            run_benchmark(&a, &bot, 99, BYTES, PEERS, Throughput::PerPeer)
+        })
+        .await
+        .expect("bench")
     };
     let resp = vc
         .report_benchmark(r)
@@ -552,7 +331,7 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
 
     // Rate limit: the next round waits, with one warning naming the block, and no failed send.
     client
-        .sudo_set_weights_rate_limit(&alice, netuid, 1000)
+        .sudo_set_weights_rate_limit(alice, netuid, 1000)
         .await
         .expect("rate limit");
     let status = client
@@ -605,19 +384,19 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
     // Commit-reveal: the waiting round is committed, then revealed in its reveal epoch.
     // Four blocks: the next round is not due yet (interval 5), so round 2 is what goes out.
     client
-        .sudo_set_commit_reveal(&alice, netuid, true)
+        .sudo_set_commit_reveal(alice, netuid, true)
         .await
         .expect("commit reveal on");
     client
-        .sudo_set_commit_reveal_period(&alice, netuid, 1)
+        .sudo_set_commit_reveal_period(alice, netuid, 1)
         .await
         .expect("period");
     client
-        .sudo_set_tempo(&alice, netuid, 10)
+        .sudo_set_tempo(alice, netuid, 10)
         .await
         .expect("tempo");
     client
-        .sudo_set_weights_rate_limit(&alice, netuid, 0)
+        .sudo_set_weights_rate_limit(alice, netuid, 0)
         .await
         .expect("rate limit off");
     let end = Instant::now() + Duration::from_secs(60);
@@ -680,7 +459,7 @@ async fn bot_benchmarks_score_miners_and_weights_reach_the_chain_and_survive_kil
     ));
     drop(validator);
     drop(miners);
-    drop(chain);
+    drop(net);
 }
 
 /// A report with nothing measured, for refusals and the wrong-result case.

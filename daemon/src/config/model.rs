@@ -178,6 +178,11 @@ pub struct RelayConfig {
     pub max_memory_mib: u64,
     /// Validator hotkeys (ss58) whose job tickets this relay accepts, besides the chain's validators.
     pub trust: Vec<String>,
+    /// Seconds a new connection has to send its whole handshake; idle and trickling
+    /// (slowloris) connections are closed after it.
+    pub handshake_timeout_secs: u64,
+    /// Connections one remote address may hold open at once.
+    pub max_conns_per_ip: u32,
 }
 
 impl Default for RelayConfig {
@@ -190,6 +195,8 @@ impl Default for RelayConfig {
             block_kib: 1024,
             max_memory_mib: 1024,
             trust: Vec::new(),
+            handshake_timeout_secs: 10,
+            max_conns_per_ip: 256,
         }
     }
 }

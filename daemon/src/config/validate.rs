@@ -113,6 +113,20 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         1,
         1 << 20,
     );
+    in_range(
+        &mut out,
+        "relay.handshake_timeout_secs",
+        c.relay.handshake_timeout_secs,
+        1,
+        600,
+    );
+    in_range(
+        &mut out,
+        "relay.max_conns_per_ip",
+        c.relay.max_conns_per_ip,
+        1,
+        65_535,
+    );
 
     let stake = c.miner.min_validator_stake;
     if !stake.is_finite() || stake < 0.0 {

@@ -10,6 +10,7 @@ pub mod conn;
 #[cfg(feature = "dishonest-relay")]
 pub mod dishonest;
 pub mod job;
+pub mod limits;
 pub mod machine;
 pub mod server;
 

@@ -60,6 +60,8 @@ pub struct RelayOptions {
     pub handshake_timeout: Duration,
     /// Largest block a ticket may ask for, in wire bytes.
     pub max_block_bytes: u64,
+    /// Connections one remote address may hold open at once.
+    pub max_conns_per_ip: u32,
 }
 
 impl RelayOptions {
@@ -68,8 +70,9 @@ impl RelayOptions {
             window_blocks: c.window_blocks,
             max_memory: c.max_memory_mib.saturating_mul(1024 * 1024),
             trust: Trust::new(c.trust.iter().cloned()),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(c.handshake_timeout_secs),
             max_block_bytes: 64 * 1024 * 1024,
+            max_conns_per_ip: c.max_conns_per_ip,
         }
     }
 }
@@ -81,6 +84,7 @@ pub struct Relay {
     /// Bytes in and out per peer, for the admin API's metrics.
     pub traffic: crate::core::traffic::Traffic,
     jobs: Mutex<HashMap<(u64, u32), Arc<JobCell>>>,
+    per_ip: Arc<super::limits::PerIp>,
 }
 
 /// A job as the relay holds it, for the admin API.
@@ -118,6 +122,7 @@ impl Relay {
             traffic: crate::core::traffic::Traffic::new(),
             options,
             jobs: Mutex::new(HashMap::new()),
+            per_ip: Arc::default(),
         })
     }
 
@@ -165,9 +170,15 @@ impl Relay {
                     continue;
                 }
             };
+            let max = self.options.max_conns_per_ip;
+            let Some(slot) = self.per_ip.enter(addr.ip(), max) else {
+                tokio::spawn(super::limits::refuse(stream, addr, max));
+                continue;
+            };
             let relay = Arc::clone(&self);
             tokio::spawn(async move {
                 conn::run(relay, stream, addr).await;
+                drop(slot);
             });
         }
     }

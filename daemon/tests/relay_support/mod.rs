@@ -7,7 +7,7 @@ use mapreduce::peer::bench::{Command, Reply, Setup};
 use mapreduce::wallet::Keypair;
 use mapreduce::wire::handshake::{JobTicket, MinerSlot, SignedTicket, issue, now_ms};
 use prost::Message;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command as Proc, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -46,20 +46,6 @@ impl Drop for Killer {
     }
 }
 
-/// Lines of a child's stdout, read on a thread so every wait can be bounded.
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// A real relay process.
 pub struct RelayProc {
     pub proc: Killer,
@@ -85,7 +71,7 @@ impl RelayProc {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn mrd relay");
-        let lines = lines_of(&mut child);
+        let lines = mr_testkit::proc::lines_of(&mut child);
         let proc = Killer(child);
         let line = lines
             .recv_timeout(Duration::from_secs(20))
@@ -158,7 +144,7 @@ impl PeerProc {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn mrd bench-peer");
-        let lines = lines_of(&mut child);
+        let lines = mr_testkit::proc::lines_of(&mut child);
         let stdin = child.stdin.take().expect("piped stdin");
         let mut p = PeerProc {
             proc: Killer(child),
