@@ -38,6 +38,17 @@ def _bin_dir() -> Optional[Path]:
     return None
 
 
+def require_torch():
+    """torch, or a skip; with MR_REQUIRE_TORCH set (CI installs torch), a failure instead."""
+    try:
+        import torch  # noqa: PLC0415 (optional dependency)
+    except ImportError as e:
+        if os.environ.get("MR_REQUIRE_TORCH"):
+            pytest.fail(f"MR_REQUIRE_TORCH is set but torch does not import: {e}")
+        pytest.skip(f"torch is not installed: {e}")
+    return torch
+
+
 def _missing(reason: str):
     if os.environ.get("MR_REQUIRE_PYTHON_DEVNET"):
         pytest.fail(reason)

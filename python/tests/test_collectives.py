@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import mapreduce
+from conftest import require_torch
 
 WORLD = 3
 
@@ -123,7 +124,7 @@ def test_broadcast_and_sessions_per_size(net):
 
 
 def test_torch_tensors_f32_f16_bf16(net):
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
 
     def fn(peer, rank):
         out = {}
@@ -157,7 +158,7 @@ def test_torch_tensors_f32_f16_bf16(net):
 
 
 def test_all_reduce_gradients_averages_every_parameter(net):
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
 
     def fn(peer, rank):
         torch.manual_seed(0)
