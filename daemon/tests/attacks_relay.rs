@@ -14,7 +14,7 @@ use mapreduce::wire::handshake::{JobTicket, hello, issue, now_ms};
 use mapreduce::wire::io::{read_header, read_payload, write_frame};
 use mapreduce::wire::{Header, Kind};
 use prost::Message;
-use relay_support::{RelayProc, TestJob, job, key};
+use relay_support::{RelayProc, TestJob, job, key, next_error};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -54,20 +54,6 @@ fn connect(relay: &RelayProc) -> TcpStream {
     let s = TcpStream::connect(&relay.addr).expect("connect");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
     s
-}
-
-/// Reads frames until an Error frame; returns its reason.
-fn next_error(s: &mut TcpStream) -> String {
-    loop {
-        let h = read_header(s, 1 << 20)
-            .expect("a frame")
-            .expect("an error before close");
-        let mut buf = vec![0u8; h.len as usize];
-        read_payload(s, &h, &mut buf).expect("payload");
-        if h.kind == Kind::Error {
-            return String::from_utf8(buf).expect("utf-8");
-        }
-    }
 }
 
 /// Sends `bytes` on a new connection; returns the relay's reason, after checking it closed.

@@ -11,7 +11,7 @@ use mapreduce::wire::handshake::hello;
 use mapreduce::wire::io::{read_header, read_payload, write_frame};
 use mapreduce::wire::{Header, Kind};
 use prost::Message;
-use relay_support::{PeerProc, RelayProc, TestJob, job, key, signal};
+use relay_support::{PeerProc, RelayProc, TestJob, job, key, next_error, signal};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -266,20 +266,6 @@ fn a_bad_frame_fails_only_its_job_and_frees_its_memory() {
     )
     .expect_err("over budget");
     assert!(err.to_string().contains("memory budget exhausted"), "{err}");
-}
-
-/// Reads frames until an Error frame; returns its reason.
-fn next_error(s: &mut TcpStream) -> String {
-    loop {
-        let h = read_header(s, 1 << 20)
-            .expect("a frame")
-            .expect("an error before close");
-        let mut buf = vec![0u8; h.len as usize];
-        read_payload(s, &h, &mut buf).expect("payload");
-        if h.kind == Kind::Error {
-            return String::from_utf8(buf).expect("utf-8");
-        }
-    }
 }
 
 #[test]

@@ -195,3 +195,17 @@ pub fn signal(pid: u32, sig: &str) {
         .success();
     assert!(ok, "kill {sig} {pid}");
 }
+
+/// Reads frames until an Error frame; returns its reason.
+pub fn next_error(s: &mut std::net::TcpStream) -> String {
+    loop {
+        let h = mapreduce::wire::io::read_header(s, 1 << 20)
+            .expect("a frame")
+            .expect("an error before close");
+        let mut buf = vec![0u8; h.len as usize];
+        mapreduce::wire::io::read_payload(s, &h, &mut buf).expect("payload");
+        if h.kind == mapreduce::wire::Kind::Error {
+            return String::from_utf8(buf).expect("utf-8");
+        }
+    }
+}
