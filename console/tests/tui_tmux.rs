@@ -129,6 +129,10 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     for name in names {
         keys.push(net.register(name).await.0);
     }
+    // A bench bot of the validator (bots need no registration, only validator.benchmark_hotkeys).
+    let bot = Wallet::new(&wallets, "bench1", "default")
+        .create_hotkey(12, false)
+        .expect("bot hotkey");
     t.done(&format!(
         "chain at {ws}, subnet {netuid}, 4 hotkeys registered"
     ));
@@ -155,6 +159,14 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     // The validator keeps its port across the restart below, as an operator's config would.
     let vport = free_port_on("127.0.0.5");
     let vcfg = write_config(dir.path(), "validator", netuid, &ws, "127.0.0.5", vport);
+    let vtext = read(&vcfg).replace(
+        "[validator]\n",
+        &format!(
+            "[validator]\nbenchmark_hotkeys = [\"{}\"]\n",
+            bot.ss58_address()
+        ),
+    );
+    std::fs::write(&vcfg, vtext).expect("validator config");
     let vlog = dir.path().join("validator.log");
     let mut validator = Proc::mrd(&home, &vcfg, &["validator"], &vlog);
     let vline = validator.wait_line("validator ready");
@@ -162,17 +174,32 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     let msock = dir.path().join("run/miner1.sock");
     wait_file(&vsock);
     wait_file(&msock);
-    t.done("3 miners and the validator ready, admin sockets up");
+    // The bot: 64 MiB benchmarks (a few seconds each in a debug build, long enough to watch);
+    // after its first one it waits an hour, so the benchmark below is the one Enter starts.
+    let bcfg = write_config(dir.path(), "bench1", netuid, &ws, "127.0.0.6", 0);
+    let btext = read(&bcfg)
+        + &format!(
+            "[bench]\nvalidator = \"{}\"\nvalidator_hotkey = \"{}\"\nmib = 64\npeers = 3\ninterval_secs = 3600\n",
+            field(&vline, "axon"),
+            keys[0].ss58_address()
+        );
+    std::fs::write(&bcfg, btext).expect("bench config");
+    let mut bench = spawn_mrd(&mrd, &home, &bcfg, "bench", &dir.path().join("bench1.log"));
+    bench.wait_line("bench ready");
+    let bsock = dir.path().join("run/bench1.sock");
+    wait_file(&bsock);
+    t.done("3 miners, the validator and a bench bot ready, admin sockets up");
 
     let tmux = Tmux {
         server: format!("mrctl-tui-test-{}", std::process::id()),
         session: "tui".to_string(),
     };
     let command = format!(
-        "{} tui --connect {} --connect {}; echo \"mrctl exited $?\"; sleep 600",
+        "{} tui --connect {} --connect {} --connect {}; echo \"mrctl exited $?\"; sleep 600",
         mrctl.display(),
         vsock.display(),
-        msock.display()
+        msock.display(),
+        bsock.display()
     );
     let out = tmux.run(&[
         "new-session",
@@ -250,6 +277,52 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     tmux.wait_for("bots", "bench bots (", 10);
     t.done("bots tab drawn");
 
+    // The bench daemon's Bots tab: the bot's row. Once its first (scheduled) benchmark is over,
+    // Enter starts one of every miner: the row shows it running with the miner under test, and
+    // the bench daemon's Bandwidth tab a non-zero rate now, while it runs.
+    let bot_short: String = bot.ss58_address().chars().take(8).collect();
+    let bot_row = |s: &str, want: &str| {
+        s.lines()
+            .any(|l| l.contains(&bot_short) && l.contains(want))
+    };
+    tmux.keys(&["]", "]", "3"]);
+    let screen = tmux.wait("bench daemon selected", 10, |s| s.contains("● bench"));
+    let screen = if bot_row(&screen, "idle") {
+        screen
+    } else {
+        tmux.wait("bot row, idle after its first benchmark", 120, |s| {
+            bot_row(s, "idle")
+        })
+    };
+    assert!(screen.contains("bench bots (1)"), "{screen}");
+    t.done("bench daemon: bot row, idle");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("bot running, miner under test", 30, |s| {
+        s.lines()
+            .any(|l| l.contains(&bot_short) && l.contains("running") && l.contains("uid "))
+    });
+    t.done("Enter: the bot runs a benchmark, miner under test shown");
+    let _ = screen;
+    tmux.keys(&["2"]);
+    let screen = tmux.wait("bench bandwidth now during the benchmark", 30, |s| {
+        s.lines()
+            .find(|l| l.starts_with("in  now"))
+            .is_some_and(|l| {
+                let now = l
+                    .trim_start_matches("in  now")
+                    .split("avg")
+                    .next()
+                    .unwrap_or("")
+                    .trim();
+                !now.is_empty() && now != "0 B/s"
+            })
+    });
+    assert!(screen.contains("bytes/s, last"), "{screen}");
+    t.done("bench bandwidth: non-zero rate now, during the benchmark");
+    // Back to the validator for the config edit.
+    tmux.keys(&["[", "["]);
+    tmux.wait("validator selected", 10, |s| s.contains("● validator"));
+
     // 6 Config: an invalid value is refused inline; a valid one is previewed, applied, written.
     tmux.keys(&["6", "/"]);
     tmux.text("ema_alpha");
@@ -303,6 +376,7 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
     tmux.wait_for("exit", "mrctl exited 0", 10);
     t.done("q: mrctl exited 0, terminal restored");
     drop(tmux);
+    drop(bench);
     drop(validator);
     drop(miners);
     drop(net);

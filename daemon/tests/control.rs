@@ -718,3 +718,177 @@ async fn validator_expires_jobs_and_rate_limits_callers() {
         .await
         .expect("own bucket");
 }
+
+/// Two peers of one job through two miners, with a 3 s job lease (validator.job_ttl_secs), run
+/// collectives for 7 s: every collective after half the lease renews it (RenewJob), so the job
+/// stays running past its first expiry, the miners' reservations follow (ExtendJob), and the
+/// job ends done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_in_use_is_renewed_past_its_ttl() {
+    let vkey = key();
+    let mut miners = Vec::new();
+    for _ in 0..2 {
+        miners.push(start_miner(&[(&vkey, 0.0)], 256 << 20, 0.0).await);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let refs: Vec<&MinerNode> = miners.iter().collect();
+    let ttl = Duration::from_secs(3);
+    let val = start_validator_with(
+        vkey.clone(),
+        &dir.path().join("v.sqlite"),
+        vec!["*".into()],
+        &refs,
+        ttl,
+        50,
+    )
+    .await;
+    let addr = ValidatorAddr {
+        endpoint: val.axon.to_string(),
+        hotkey: val.key.ss58_address().to_string(),
+    };
+    let elements: u64 = 64 * 1024;
+    let peers: Vec<Keypair> = (0..2).map(|_| key()).collect();
+    let started = now_ms();
+    let sessions = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = peers
+                .iter()
+                .enumerate()
+                .map(|(rank, k)| {
+                    let addr = addr.clone();
+                    s.spawn(move || {
+                        let rank = rank as u32;
+                        let mut sess = Session::init(
+                            &addr,
+                            k,
+                            2,
+                            rank,
+                            "lease-run",
+                            elements,
+                            Dtype::F32,
+                            SessionOptions::default(),
+                        )
+                        .unwrap_or_else(|e| panic!("rank {rank} init: {e}"));
+                        let first_expiry = sess.expires_at_ms();
+                        for step in 0..8u64 {
+                            let mut data = vec![0f32; elements as usize];
+                            check::fill(step, rank, &mut data);
+                            sess.all_reduce(&mut data, Op::Sum)
+                                .unwrap_or_else(|e| panic!("rank {rank} step {step}: {e}"));
+                            check::verify(
+                                step,
+                                2,
+                                Collective::AllReduce(Op::Sum),
+                                Dtype::F32,
+                                rank,
+                                &data,
+                            )
+                            .unwrap_or_else(|e| panic!("rank {rank} step {step}: {e}"));
+                            std::thread::sleep(Duration::from_millis(900));
+                        }
+                        (sess, first_expiry)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("peer"))
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .expect("peers");
+    let now = now_ms();
+    assert!(
+        now > started + 2 * ttl.as_millis() as u64,
+        "the run must outlast the lease twice"
+    );
+    let job_id = sessions[0].0.job_id();
+    let row = val.store.job(job_id).expect("db").expect("job row");
+    assert_eq!(row.state, JobState::Running as i32, "{row:?}");
+    assert!(
+        row.expires_at_ms > now,
+        "lease not renewed: {row:?} (now {now})"
+    );
+    for (s, first) in &sessions {
+        assert!(s.expires_at_ms() > *first, "the session saw no renewal");
+    }
+    // The miners' reservations were extended too (the first one ended at the first expiry).
+    for m in &miners {
+        let acc = m.state.accepted_jobs();
+        let (_, _, until) = acc
+            .iter()
+            .find(|(id, _, _)| *id == job_id)
+            .unwrap_or_else(|| panic!("reservation of job {job_id} gone: {acc:?}"));
+        assert!(
+            *until > now,
+            "reservation not extended: {until} (now {now})"
+        );
+    }
+    // Sessions own a runtime: closed (and dropped) off the async test's threads.
+    tokio::task::spawn_blocking(move || {
+        for (s, _) in sessions {
+            s.close();
+        }
+    })
+    .await
+    .expect("close");
+    let row = val.store.job(job_id).expect("db").expect("job row");
+    assert_eq!(row.state, JobState::Done as i32, "{row:?}");
+}
+
+/// A job left alone past its lease expires: the validator says so, refuses to renew it, the
+/// session's next collective fails naming the expiry, and the miners drop their reservations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_job_expires_and_is_not_renewed() {
+    let vkey = key();
+    let miner = start_miner(&[(&vkey, 0.0)], 256 << 20, 0.0).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let val = start_validator_with(
+        vkey.clone(),
+        &dir.path().join("v.sqlite"),
+        vec!["*".into()],
+        &[&miner],
+        Duration::from_secs(2),
+        50,
+    )
+    .await;
+    let addr = ValidatorAddr {
+        endpoint: val.axon.to_string(),
+        hotkey: val.key.ss58_address().to_string(),
+    };
+    let peer = key();
+    let (job_id, err) = tokio::task::spawn_blocking(move || {
+        let mut sess =
+            Session::create(&addr, &peer, 1, 1024, Dtype::F32, SessionOptions::default())
+                .expect("create");
+        let mut data = vec![1f32; 1024];
+        sess.all_reduce(&mut data, Op::Sum).expect("first use");
+        std::thread::sleep(Duration::from_millis(2600));
+        let err = sess
+            .all_reduce(&mut data, Op::Sum)
+            .expect_err("an expired job is not renewed");
+        (sess.job_id(), err)
+    })
+    .await
+    .expect("peer");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, mapreduce::peer::PeerError::Expired { .. }) && msg.contains("expired"),
+        "{msg}"
+    );
+    let row = val.store.job(job_id).expect("db").expect("job row");
+    assert_eq!(row.state, JobState::Expired as i32, "{row:?}");
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while miner
+        .state
+        .accepted_jobs()
+        .iter()
+        .any(|(id, _, _)| *id == job_id)
+    {
+        assert!(
+            std::time::Instant::now() < end,
+            "the miner kept the reservation of expired job {job_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -367,6 +367,8 @@ pub struct BenchRole {
     runs: Arc<Mutex<Runs>>,
     events: tokio::sync::broadcast::Sender<BenchEventPb>,
     _recorder: tokio::task::JoinHandle<()>,
+    /// The chain the bot reads miners from, for the block it has seen.
+    chain: Option<crate::chain::ChainClient>,
 }
 
 use mr_proto::v1::BenchEvent as BenchEventPb;
@@ -403,7 +405,16 @@ impl BenchRole {
             runs,
             events,
             _recorder: recorder,
+            chain: None,
         }
+    }
+}
+
+impl BenchRole {
+    /// Reports the chain's last block in the status (the bot follows the chain for its miners).
+    pub fn with_chain(mut self, chain: Option<crate::chain::ChainClient>) -> BenchRole {
+        self.chain = chain;
+        self
     }
 }
 
@@ -422,6 +433,13 @@ impl RoleData for BenchRole {
     fn fill_status(&self, s: &mut DaemonStatus) {
         let st = self.handle.status();
         let bot = st.to_proto();
+        if let Some(c) = &self.chain {
+            let (block, ago) = c.last_block_seen();
+            if block > 0 {
+                s.last_block = block;
+                s.last_block_at_ms = now_ms().saturating_sub(ago.as_millis() as u64);
+            }
+        }
         s.jobs_running = u32::from(bot.miner_uid.is_some());
         s.summary = Some(Summary::Bench(mr_proto::v1::BenchSummary {
             validator: self.validator.clone(),

@@ -368,7 +368,8 @@ pub fn classify(e: &PeerError, joined: bool) -> (Outcome, String) {
         | PeerError::WrongKey { .. }
         | PeerError::Length { .. }
         | PeerError::Source { .. }
-        | PeerError::Failed(_) => Outcome::Error,
+        | PeerError::Failed(_)
+        | PeerError::Expired { .. } => Outcome::Error,
     };
     (outcome, reason)
 }

@@ -118,6 +118,14 @@ pub struct ServeArgs {
     /// Admin bearer token file (created 0600) [default: beside the socket].
     #[arg(long = "admin.token_file", visible_aliases = ["admin-token-file", "admin.token-file"], global = true, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Serve Prometheus /metrics at this address (turns metrics.enabled on), e.g. 127.0.0.1:9616.
+    #[arg(
+        long = "metrics.addr",
+        visible_alias = "metrics-addr",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Turns flags into dotted-key overrides.
@@ -185,6 +193,10 @@ impl Overrides for ServeArgs {
         push(&mut o, "admin.addr", &self.admin_addr);
         push_flag(&mut o, "admin.allow_remote", self.admin_allow_remote);
         push_path(&mut o, "admin.token_file", &self.admin_token_file);
+        if self.metrics_addr.is_some() {
+            o.push(("metrics.enabled".into(), Value::from(true)));
+            push(&mut o, "metrics.addr", &self.metrics_addr);
+        }
         o
     }
 }

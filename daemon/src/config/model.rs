@@ -241,7 +241,7 @@ pub struct ValidatorConfig {
     /// Spare miners reserved per job when capacity allows (0 to 8): a spare takes over the shard
     /// of a miner that dies or stalls mid-job. The validator's decision, so it lives here.
     pub spares: u32,
-    /// Seconds a job (and its ticket) lives.
+    /// Seconds a job lives after its last renewal by its peers (its ticket: after the start).
     pub job_ttl_secs: u64,
     /// SQLite database of miners and jobs; `~/.mapreduce/validator-<hotkey ss58>.sqlite` when unset.
     pub db: Option<PathBuf>,

@@ -11,8 +11,8 @@ use crate::relay::{Budget, Relay, Reservation};
 use crate::wire::handshake::now_ms;
 use mr_proto::v1::miner_server::Miner;
 use mr_proto::v1::{
-    AcceptJobRequest, AcceptJobResponse, ProbeRequest, ProbeResponse, ReleaseJobRequest,
-    ReleaseJobResponse, StatusRequest, StatusResponse,
+    AcceptJobRequest, AcceptJobResponse, ExtendJobRequest, ExtendJobResponse, ProbeRequest,
+    ProbeResponse, ReleaseJobRequest, ReleaseJobResponse, StatusRequest, StatusResponse,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -256,6 +256,40 @@ impl Miner for MinerService {
             tracing::info!(job = r.job_id, reason = %r.reason, "job released");
         }
         Ok(Response::new(ReleaseJobResponse { released }))
+    }
+
+    async fn extend_job(
+        &self,
+        req: Request<ExtendJobRequest>,
+    ) -> Result<Response<ExtendJobResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let s = &self.state;
+        let now = now_ms();
+        let mut accepted = s.accepted();
+        let Some(a) = accepted.get_mut(&r.job_id) else {
+            return Err(Status::not_found(format!(
+                "job {} is not reserved here (released or expired); request a new job",
+                r.job_id
+            )));
+        };
+        if a.validator != caller.hotkey {
+            return Err(Status::permission_denied(format!(
+                "job {} was accepted for another validator",
+                r.job_id
+            )));
+        }
+        // Never past this miner's own session bound, counted from now.
+        let end = r
+            .expires_at_ms
+            .min(now.saturating_add(s.session_time.as_millis() as u64));
+        if end > a.expires_at_ms {
+            a.expires_at_ms = end;
+            tracing::debug!(job = r.job_id, expires_at_ms = end, "reservation extended");
+        }
+        Ok(Response::new(ExtendJobResponse {
+            expires_at_ms: a.expires_at_ms,
+        }))
     }
 
     async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {

@@ -16,14 +16,16 @@ use mr_proto::v1::miner_client::MinerClient;
 use mr_proto::v1::validator_server::Validator;
 use mr_proto::v1::{
     AcceptJobRequest, BenchmarkAssignment, JobInfo, JobState, JobStatusRequest, JoinJobRequest,
-    ReleaseJobRequest, ReportBenchmarkRequest, ReportBenchmarkResponse, ReportJobRequest,
-    RequestBenchmarkRequest, RequestJobRequest,
+    ReleaseJobRequest, RenewJobRequest, ReportBenchmarkRequest, ReportBenchmarkResponse,
+    ReportJobRequest, RequestBenchmarkRequest, RequestJobRequest,
 };
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex as AsyncMutex;
 use tonic::{Request, Response, Status};
+
+mod renew;
 
 /// What the service needs from configuration.
 #[derive(Debug, Clone)]
@@ -451,6 +453,16 @@ impl Validator for ValidatorService {
             s.release(&miners, j.job_id, if r.ok { "done" } else { "failed" })
                 .await;
             j.miners = miners;
+        }
+        Ok(Response::new(info(&j, &caller.hotkey)))
+    }
+
+    async fn renew_job(&self, req: Request<RenewJobRequest>) -> Result<Response<JobInfo>, Status> {
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let (j, extend) = self.state.renew(r.job_id, &caller.hotkey).await?;
+        if extend {
+            self.state.extend_reservations(&j);
         }
         Ok(Response::new(info(&j, &caller.hotkey)))
     }

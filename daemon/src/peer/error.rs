@@ -58,6 +58,8 @@ pub enum PeerError {
     },
     #[error("this job failed earlier and cannot be used again: {0}")]
     Failed(String),
+    #[error("the validator no longer renews job {job}: {reason}")]
+    Expired { job: u64, reason: String },
 }
 
 impl PeerError {

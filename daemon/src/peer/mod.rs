@@ -23,6 +23,7 @@ pub mod deadline;
 pub mod error;
 pub mod failover;
 pub mod job;
+pub mod lease;
 pub mod progress;
 pub mod session;
 pub mod traffic;

@@ -6,13 +6,15 @@
 //! rendezvous. Each call returns once every rank has joined and the peer is connected to the
 //! job's miners.
 
+use super::lease::Lease;
 use super::{Job, Peer, PeerError};
 use crate::control::sign::{self, SignedChannel};
 use crate::core::{Dtype, Op, Version};
 use crate::wallet::Keypair;
 use mr_proto::v1::validator_client::ValidatorClient;
 use mr_proto::v1::{
-    JobInfo, JobState, JobStatusRequest, JoinJobRequest, ReportJobRequest, RequestJobRequest,
+    JobInfo, JobState, JobStatusRequest, JoinJobRequest, RenewJobRequest, ReportJobRequest,
+    RequestJobRequest,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +81,7 @@ pub struct Session {
     client: ValidatorClient<SignedChannel>,
     peer: Peer,
     reported: bool,
+    lease: Lease,
 }
 
 fn refused(call: &'static str) -> impl Fn(tonic::Status) -> SessionError {
@@ -178,6 +181,7 @@ impl Rendezvous {
 
     fn connect(mut self, info: JobInfo, rank: u32, key: &Keypair) -> Result<Session, SessionError> {
         let info = self.wait_running(info)?;
+        let lease = Lease::from_info(&info);
         let Some(ticket) = info.ticket else {
             return Err(SessionError::JobEnded {
                 job: info.job_id,
@@ -192,6 +196,7 @@ impl Rendezvous {
             client: self.client,
             peer,
             reported: false,
+            lease,
         })
     }
 
@@ -336,6 +341,7 @@ impl Session {
     }
 
     pub fn all_reduce(&mut self, data: &mut [f32], op: Op) -> Result<(), PeerError> {
+        self.renew_if_due()?;
         let r = self.peer.all_reduce(data, op);
         if let Err(e) = &r {
             self.report(false, &e.to_string());
@@ -344,11 +350,59 @@ impl Session {
     }
 
     pub fn broadcast(&mut self, data: &mut [f32], src: u32) -> Result<(), PeerError> {
+        self.renew_if_due()?;
         let r = self.peer.broadcast(data, src);
         if let Err(e) = &r {
             self.report(false, &e.to_string());
         }
         r
+    }
+
+    /// When the job's lease expires at the validator (unix ms); collectives renew it.
+    pub fn expires_at_ms(&self) -> u64 {
+        self.lease.expires_at_ms()
+    }
+
+    /// Renews the job's lease when half of it has gone. A job the validator no longer renews
+    /// (expired, ended) is an error; an unreachable validator is not (the miners still serve
+    /// the connected peers): it is tried again later.
+    fn renew_if_due(&mut self) -> Result<(), PeerError> {
+        let now = crate::wire::handshake::now_ms();
+        if !self.lease.due(now) {
+            return Ok(());
+        }
+        let job_id = self.job_id();
+        let r = self.rt.block_on(self.client.renew_job(RenewJobRequest {
+            version: v(),
+            job_id,
+        }));
+        match r {
+            Ok(info) => self.lease.renewed(&info.into_inner()),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::FailedPrecondition
+                        | tonic::Code::NotFound
+                        | tonic::Code::PermissionDenied
+                ) =>
+            {
+                self.reported = true;
+                return Err(PeerError::Expired {
+                    job: job_id,
+                    reason: s.message().to_string(),
+                });
+            }
+            Err(s) => {
+                tracing::warn!(
+                    job = job_id,
+                    "renewing the job: {:?}: {}",
+                    s.code(),
+                    s.message()
+                );
+                self.lease.failed(now);
+            }
+        }
+        Ok(())
     }
 
     fn report(&mut self, ok: bool, reason: &str) {

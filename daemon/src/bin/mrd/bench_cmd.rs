@@ -185,10 +185,10 @@ async fn main(config: Config, boot: crate::node::AdminBoot) -> anyhow::Result<Ex
         &config,
         &me,
         &boot,
-        Arc::new(mapreduce::admin::roles::BenchRole::new(
-            handle.clone(),
-            validator.endpoint.clone(),
-        )),
+        Arc::new(
+            mapreduce::admin::roles::BenchRole::new(handle.clone(), validator.endpoint.clone())
+                .with_chain(chain.clone()),
+        ),
         // Bytes to and from each miner, counted by the bot's virtual peers.
         vec![mapreduce::peer::traffic::enable()],
     )
