@@ -476,10 +476,11 @@ fn devnet_up_status_metrics_down() {
         );
         match role.trim_end_matches(char::is_numeric) {
             "miner" => {
-                // Every miner relayed a benchmark and the demo job.
+                // Every miner relayed a benchmark, and most the demo job.
                 assert!(need("mapreduce_received_bytes_total") > 0.0, "{role}");
                 assert!(need("mapreduce_sent_bytes_total") > 0.0, "{role}");
-                assert!(need("mapreduce_jobs_served_total") >= 2.0, "{role}");
+                let served = need("mapreduce_jobs_served_total");
+                assert!(served >= 1.0, "{role}: jobs served {served}\n{body}");
                 assert!(need("mapreduce_relay_memory_limit_bytes") > 0.0, "{role}");
             }
             "validator" => {
@@ -537,7 +538,7 @@ fn devnet_up_status_metrics_down() {
         .output()
         .expect("scripts/devnet status");
     let status = String::from_utf8_lossy(&status.stdout);
-    assert!(!status.contains("running ("), "status after down: {status}");
+    assert!(!status.contains(": running (pid"), "status after down: {status}");
     eprintln!(
         "devnet acceptance: up {up_secs:.0} s, whole test {:.0} s",
         started.elapsed().as_secs_f64()

@@ -66,7 +66,7 @@ impl RoleData for MinerRole {
             memory_limit: limit,
             memory_reserved: reserved,
             jobs_running: jobs,
-            jobs_served: 0,
+            jobs_served: st.jobs_accepted(),
             bytes_in_per_s: 0.0,
             bytes_out_per_s: 0.0,
             draining: st.draining(),

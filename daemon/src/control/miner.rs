@@ -15,7 +15,7 @@ use mr_proto::v1::{
     ProbeResponse, ReleaseJobRequest, ReleaseJobResponse, StatusRequest, StatusResponse,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -41,6 +41,8 @@ pub struct MinerState {
     accepted: Mutex<HashMap<u64, Accepted>>,
     draining: AtomicBool,
     started: Instant,
+    /// Jobs accepted since start (benchmarks included).
+    jobs_accepted: AtomicU64,
 }
 
 impl MinerState {
@@ -59,11 +61,17 @@ impl MinerState {
             accepted: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
             started: Instant::now(),
+            jobs_accepted: AtomicU64::new(0),
         })
     }
 
     fn accepted(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Accepted>> {
         self.accepted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Jobs accepted since the daemon started (benchmarks included).
+    pub fn jobs_accepted(&self) -> u64 {
+        self.jobs_accepted.load(Ordering::Relaxed)
     }
 
     /// Stops accepting jobs; running ones continue.
@@ -227,6 +235,7 @@ impl Miner for MinerService {
                 validator: caller.hotkey.clone(),
             },
         );
+        s.jobs_accepted.fetch_add(1, Ordering::Relaxed);
         tracing::info!(job = r.job_id, validator = %caller.hotkey, bytes, "job accepted");
         Ok(Response::new(AcceptJobResponse {
             reserved_bytes: bytes,
