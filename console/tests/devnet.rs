@@ -453,6 +453,20 @@ fn devnet_up_status_metrics_down() {
         }
     }
 
+    // A bad handshake on miner1's relay: refused, and counted in its refusals.
+    let st = json_of(&net.mrctl("miner1", &["status", "--json"]), "miner1 status");
+    let relay = st["miner"]["relay_address"]
+        .as_str()
+        .expect("miner1 relay address")
+        .to_string();
+    {
+        let mut c = TcpStream::connect(&relay).unwrap_or_else(|e| panic!("relay {relay}: {e}"));
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        c.write_all(&[0x5a; 64]).expect("send junk");
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+    }
+
     // /metrics of each daemon.
     let mut served = BTreeSet::new();
     let mut bot_ok = 0.0;
@@ -479,6 +493,14 @@ fn devnet_up_status_metrics_down() {
                 // Every miner relayed a benchmark, and most the demo job.
                 assert!(need("mapreduce_received_bytes_total") > 0.0, "{role}");
                 assert!(need("mapreduce_sent_bytes_total") > 0.0, "{role}");
+                if role == "miner1" {
+                    assert!(
+                        s.iter().any(|(n, l, v)| n == "mapreduce_refusals_total"
+                            && l.contains("place=\"relay\"")
+                            && *v >= 1.0),
+                        "miner1: the bad handshake is not counted:\n{body}"
+                    );
+                }
                 let served = need("mapreduce_jobs_served_total");
                 assert!(served >= 1.0, "{role}: jobs served {served}\n{body}");
                 assert!(need("mapreduce_relay_memory_limit_bytes") > 0.0, "{role}");
@@ -538,7 +560,10 @@ fn devnet_up_status_metrics_down() {
         .output()
         .expect("scripts/devnet status");
     let status = String::from_utf8_lossy(&status.stdout);
-    assert!(!status.contains(": running (pid"), "status after down: {status}");
+    assert!(
+        !status.contains(": running (pid"),
+        "status after down: {status}"
+    );
     eprintln!(
         "devnet acceptance: up {up_secs:.0} s, whole test {:.0} s",
         started.elapsed().as_secs_f64()
