@@ -34,25 +34,19 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The folder with `mrd` and `mrctl` (the test's own build; the harness names the build command
+/// when `mrd` is missing).
 fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_mrctl"))
+    mr_testkit::mrctl_bin();
+    mr_testkit::mrd_bin()
         .parent()
         .expect("bin dir")
-        .to_path_buf();
-    assert!(
-        dir.join("mrd").is_file(),
-        "{} has no mrd: run `cargo build -p mapreduce --bin mrd` (cargo test --workspace builds it)",
-        dir.display()
-    );
-    dir
+        .to_path_buf()
 }
 
 /// A port free on 127.0.0.1 now (the devnet re-checks it on every address it binds).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    mr_testkit::free_port()
 }
 
 /// The devnet of this test: its folders, and `down` plus a kill of every pid it recorded on drop,
@@ -232,22 +226,9 @@ impl Drop for Devnet {
 
 /// GET http://127.0.0.1:port/metrics, the body.
 fn scrape(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("metrics port {port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    body.to_string()
+    let (status, body) = mr_testkit::scrape(&format!("127.0.0.1:{port}"));
+    assert!(status.contains(" 200 "), "metrics port {port}: {status}");
+    body
 }
 
 /// Samples of the text exposition: (name, labels, value).

@@ -130,9 +130,7 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
         keys.push(net.register(name).await.0);
     }
     // A bench bot of the validator (bots need no registration, only validator.benchmark_hotkeys).
-    let bot = Wallet::new(&wallets, "bench1", "default")
-        .create_hotkey(12, false)
-        .expect("bot hotkey");
+    let bot = net.hotkey("bench1");
     t.done(&format!(
         "chain at {ws}, subnet {netuid}, 4 hotkeys registered"
     ));
@@ -184,7 +182,7 @@ async fn tui_in_tmux_shows_live_daemons_edits_config_and_survives_a_validator_re
             keys[0].ss58_address()
         );
     std::fs::write(&bcfg, btext).expect("bench config");
-    let mut bench = spawn_mrd(&mrd, &home, &bcfg, "bench", &dir.path().join("bench1.log"));
+    let mut bench = Proc::mrd(&home, &bcfg, &["bench"], &dir.path().join("bench1.log"));
     bench.wait_line("bench ready");
     let bsock = dir.path().join("run/bench1.sock");
     wait_file(&bsock);

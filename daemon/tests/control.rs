@@ -725,6 +725,8 @@ async fn validator_expires_jobs_and_rate_limits_callers() {
 /// job ends done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_in_use_is_renewed_past_its_ttl() {
+    use mapreduce::core::{Collective, Dtype, Op};
+    use mapreduce::peer::{Session, SessionOptions, check};
     let vkey = key();
     let mut miners = Vec::new();
     for _ in 0..2 {
@@ -840,6 +842,8 @@ async fn a_job_in_use_is_renewed_past_its_ttl() {
 /// session's next collective fails naming the expiry, and the miners drop their reservations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_job_expires_and_is_not_renewed() {
+    use mapreduce::core::{Dtype, Op};
+    use mapreduce::peer::{Session, SessionOptions};
     let vkey = key();
     let miner = start_miner(&[(&vkey, 0.0)], 256 << 20, 0.0).await;
     let dir = tempfile::tempdir().expect("tmp");
