@@ -9,6 +9,7 @@ mod relay_support;
 
 use mapreduce::core::{Collective, Dtype, Op};
 use mapreduce::peer::{Job, Peer, check};
+use mapreduce::relay::{Relay, RelayOptions, Trust};
 use mapreduce::wallet::Keypair;
 use mapreduce::wire::handshake::{JobTicket, hello, issue, now_ms};
 use mapreduce::wire::io::{read_header, read_payload, write_frame};
@@ -58,7 +59,12 @@ fn connect(relay: &RelayProc) -> TcpStream {
 
 /// Sends `bytes` on a new connection; returns the relay's reason, after checking it closed.
 fn refusal(relay: &RelayProc, bytes: &[u8]) -> String {
-    let mut s = connect(relay);
+    refusal_at(&relay.addr, bytes)
+}
+
+fn refusal_at(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
     s.write_all(bytes).expect("write");
     let why = next_error(&mut s);
     assert!(
@@ -66,6 +72,30 @@ fn refusal(relay: &RelayProc, bytes: &[u8]) -> String {
         "closed after the refusal"
     );
     why
+}
+
+/// A one-peer ticket of job `id` giving shard 0 to `miner` at `addr`.
+fn ticket_for(id: u64, miner: &Keypair, addr: &str) -> TestJob {
+    let peer = key(id * 1000);
+    let t = JobTicket {
+        job_id: id,
+        peers: vec![peer.ss58_address().to_string()],
+        miners: vec![mapreduce::wire::handshake::MinerSlot {
+            hotkey: miner.ss58_address().to_string(),
+            address: addr.to_string(),
+            weight: 1,
+        }],
+        dtype: u32::from(Dtype::F32.code()),
+        block_elems: BLOCK,
+        elements: N,
+        expires_at_ms: now_ms() + 600_000,
+        deadline_ms: 10_000,
+        ..Default::default()
+    };
+    TestJob {
+        ticket: issue(t, &key(0)).expect("sign"),
+        keys: vec![peer],
+    }
 }
 
 fn hello_frame(tj: &TestJob, id: u64, rank: u32, shard: u32, signer: &Keypair) -> Vec<u8> {
@@ -490,4 +520,45 @@ fn too_many_connections_from_one_address_are_refused_and_others_are_served() {
     drop(held);
     drop(other);
     budget_is_whole(&r, 100);
+}
+
+#[test]
+fn ticket_for_another_miner_is_refused() {
+    // A miner's relay knows its hotkey (`mrd miner` sets it; a standalone `mrd relay` has none),
+    // so this one runs in the test process, on real TCP.
+    let me = key(901);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let relay = Relay::new(RelayOptions {
+        window_blocks: 2,
+        max_memory: 3 << 20,
+        trust: Trust::new([key(0).ss58_address().to_string()]),
+        handshake_timeout: Duration::from_secs(1),
+        max_block_bytes: 64 << 20,
+        max_conns_per_ip: 8,
+        own_hotkey: Some(me.ss58_address().to_string()),
+    });
+    let l = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    rt.spawn(std::sync::Arc::clone(&relay).serve(l));
+
+    // A valid ticket (trusted validator, right address) that gives the shard to another miner.
+    let other = ticket_for(30, &key(900), &addr);
+    let why = refusal_at(&addr, &hello_frame(&other, 30, 0, 0, &other.keys[0]));
+    assert!(
+        why.contains("gives shard 0 to miner") && why.contains("not to this miner"),
+        "{why}"
+    );
+    assert_eq!(relay.job_count(), 0, "a job was admitted");
+    // The same job for this miner is served: the refusal was about the miner, nothing else.
+    let ours = ticket_for(31, &me, &addr);
+    let mut p = Peer::connect(
+        Job::from_ticket(ours.ticket.clone(), 0).expect("job"),
+        &ours.keys[0],
+    )
+    .expect("joins");
+    let mut data = vec![1f32; N as usize];
+    p.all_reduce(&mut data, Op::Sum).expect("all_reduce");
+    assert!(data.iter().all(|&x| x == 1.0));
 }

@@ -85,6 +85,7 @@ async fn start_miner(validators: &[(&Keypair, f64)], max_memory: u64, min_stake:
         handshake_timeout: T,
         max_block_bytes: 64 << 20,
         max_conns_per_ip: 256,
+        own_hotkey: None,
     });
     let rl = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
     let relay_addr = rl.local_addr().expect("addr");

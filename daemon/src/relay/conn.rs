@@ -57,6 +57,9 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         );
         return refuse(&mut wr, addr, &why).await;
     }
+    if let Some(why) = super::limits::not_ours(&relay.options, &verified.ticket, shard) {
+        return refuse(&mut wr, addr, &why).await;
+    }
     let cell = match relay.admit_at(&verified, shard, resume_seq) {
         Ok(c) => c,
         Err(e) => return refuse(&mut wr, addr, &e.to_string()).await,

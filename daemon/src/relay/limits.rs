@@ -1,6 +1,7 @@
-//! Per-address connection limit of the relay (`relay.max_conns_per_ip`): one host cannot hold
-//! every socket and task of the relay with idle or half-open connections. A connection over the
-//! limit gets an Error frame naming the limit and is closed before any handshake is read.
+//! Limits on who may use the relay: per-address connections (`relay.max_conns_per_ip`: one host
+//! cannot hold every socket and task of the relay with idle or half-open connections; a connection
+//! over the limit gets an Error frame naming the limit and is closed before any handshake is read),
+//! and tickets that name this miner (a valid ticket for other miners reserves nothing here).
 
 use crate::wire::{Header, Kind};
 use std::collections::HashMap;
@@ -80,6 +81,25 @@ pub async fn refuse(mut stream: TcpStream, addr: SocketAddr, max: u32) {
         std::io::Result::Ok(())
     })
     .await;
+}
+
+/// Why a verified ticket may not join `shard` here: it names another miner for that shard and
+/// this miner is not among its spares. `None` when it may (or the relay has no hotkey).
+pub fn not_ours(
+    options: &super::RelayOptions,
+    ticket: &crate::wire::JobTicket,
+    shard: u32,
+) -> Option<String> {
+    let me = options.own_hotkey.as_deref()?;
+    let named = ticket.miners.get(shard as usize).map(|m| m.hotkey.as_str());
+    if named == Some(me) || ticket.spares.iter().any(|s| s.hotkey == me) {
+        return None;
+    }
+    Some(format!(
+        "ticket of job {} gives shard {shard} to miner {}, not to this miner ({me})",
+        ticket.job_id,
+        named.unwrap_or("(none)")
+    ))
 }
 
 #[cfg(test)]

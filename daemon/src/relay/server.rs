@@ -62,6 +62,10 @@ pub struct RelayOptions {
     pub max_block_bytes: u64,
     /// Connections one remote address may hold open at once.
     pub max_conns_per_ip: u32,
+    /// This miner's hotkey (ss58): a ticket must name it for the shard joined (or among its
+    /// spares), so a ticket issued for other miners cannot make this one reserve memory. None
+    /// for a standalone `mrd relay`, which has no hotkey.
+    pub own_hotkey: Option<String>,
 }
 
 impl RelayOptions {
@@ -73,6 +77,7 @@ impl RelayOptions {
             handshake_timeout: Duration::from_secs(c.handshake_timeout_secs),
             max_block_bytes: 64 * 1024 * 1024,
             max_conns_per_ip: c.max_conns_per_ip,
+            own_hotkey: None,
         }
     }
 }

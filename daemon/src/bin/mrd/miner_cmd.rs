@@ -89,6 +89,7 @@ async fn main(
     let cfg = &node.config;
     let min_stake = cfg.miner.min_validator_stake;
     let mut options = RelayOptions::from_config(&cfg.relay);
+    options.own_hotkey = Some(node.key.ss58_address().to_string());
     options.trust = Trust::new(trusted(cfg, node.registry.get().as_deref()));
     let trust = options.trust.clone();
     let relay_bind = SocketAddr::new(cfg.relay.ip, cfg.relay.port);
