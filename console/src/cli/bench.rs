@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mapreduce::core::{Dtype, Op};
-use mapreduce::peer::bench::{Command as PeerCmd, Reply, Setup};
+use mapreduce::peer::bench::{Command as PeerCmd, Reply, Setup, cpu_secs};
 use mapreduce::wallet::Keypair;
 use mapreduce::wire::handshake::{JobTicket, MinerSlot, issue, now_ms};
 use prost::Message;
@@ -238,17 +238,6 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// CPU seconds (user + system) a process we started has used, from /proc (Linux).
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name, which may itself contain spaces.
-    let rest = s.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    // USER_HZ is 100 on every Linux ABI.
-    Some(ticks / 100.0)
-}
-
 #[derive(Debug, Serialize)]
 pub struct OpReport {
     pub op: String,
@@ -260,6 +249,9 @@ pub struct OpReport {
     /// CPU seconds all relays used per operation (median): a figure less sensitive than time to
     /// what else the machine runs.
     pub relay_cpu_s: f64,
+    /// CPU seconds all peer processes used during the operation (median; each peer measures
+    /// itself from `Go` to the end of the operation, before checking its result).
+    pub peer_cpu_s: f64,
     /// "exact", or the first mismatch.
     pub check: String,
     pub results_checked: u32,
@@ -404,6 +396,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
     );
     let relay_cpu = || -> f64 { relays.iter().filter_map(|r| cpu_secs(r.guard.0.id())).sum() };
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    let mut peer_cpu: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
     let mut reports: Vec<OpReport> = ops
         .iter()
         .map(|(_, label, _)| OpReport {
@@ -413,6 +406,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
             min_s: 0.0,
             mb_per_s_per_peer: 0.0,
             relay_cpu_s: 0.0,
+            peer_cpu_s: 0.0,
             check: "exact".into(),
             results_checked: 0,
         })
@@ -438,9 +432,16 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
                 p.send(&PeerCmd::Go)?;
             }
             let mut secs: f64 = 0.0;
+            let mut peers_cpu = 0.0;
             for p in &peers {
-                if let Reply::Done { secs: s, mismatch } = p.recv(step)? {
+                if let Reply::Done {
+                    secs: s,
+                    cpu_s,
+                    mismatch,
+                } = p.recv(step)?
+                {
                     secs = secs.max(s);
+                    peers_cpu += cpu_s;
                     reports[i].results_checked += 1;
                     if let Some(m) = mismatch
                         && reports[i].check == "exact"
@@ -452,6 +453,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
             if rep >= a.warmup {
                 reports[i].times_s.push(secs);
                 cpu[i].push(relay_cpu() - cpu_before);
+                peer_cpu[i].push(peers_cpu);
             }
             bar.inc(1);
         }
@@ -470,8 +472,9 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
         let _ = p.send(&PeerCmd::Quit);
     }
     let bytes = elements as f64 * 4.0;
-    for (r, c) in reports.iter_mut().zip(&cpu) {
+    for ((r, c), pc) in reports.iter_mut().zip(&cpu).zip(&peer_cpu) {
         r.relay_cpu_s = median(c);
+        r.peer_cpu_s = median(pc);
         r.median_s = median(&r.times_s);
         r.min_s = r.times_s.iter().copied().fold(f64::INFINITY, f64::min);
         r.mb_per_s_per_peer = bytes / r.median_s / 1e6;
@@ -501,17 +504,18 @@ fn print_table(r: &Report) {
         r.setup_ms
     );
     println!(
-        "{:<18} {:>10} {:>10} {:>14} {:>14}  check",
-        "operation", "median s", "min s", "MB/s per peer", "relay CPU s"
+        "{:<18} {:>10} {:>10} {:>14} {:>14} {:>14}  check",
+        "operation", "median s", "min s", "MB/s per peer", "relay CPU s", "peer CPU s"
     );
     for o in &r.ops {
         println!(
-            "{:<18} {:>10.3} {:>10.3} {:>14.1} {:>14.3}  {} ({} results)",
+            "{:<18} {:>10.3} {:>10.3} {:>14.1} {:>14.3} {:>14.3}  {} ({} results)",
             o.op,
             o.median_s,
             o.min_s,
             o.mb_per_s_per_peer,
             o.relay_cpu_s,
+            o.peer_cpu_s,
             o.check,
             o.results_checked
         );

@@ -140,7 +140,9 @@ impl MinerState {
 
     /// Bytes a job's shard needs on this relay (the relay's own worst case for the window).
     fn reservation_bytes(&self, r: &AcceptJobRequest, dtype: Dtype) -> u64 {
-        let elems = u64::from(r.block_elems).min(r.shard_elements.max(1));
+        let elems = dtype
+            .block_elems(u64::from(r.block_elems))
+            .min(r.shard_elements.max(1));
         let wire = elems * dtype.size() as u64;
         let per_block = u64::from(r.peers.max(1)) * wire + 4 * elems;
         u64::from(self.relay.options.window_blocks) * per_block + 64 * 1024

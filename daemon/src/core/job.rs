@@ -19,6 +19,13 @@ impl Dtype {
         }
     }
 
+    /// Elements per block on the wire for a ticket's `block_elems`, which counts 4-byte units: a
+    /// block is `4 * block_elems` bytes whatever the dtype, so 16-bit dtypes carry twice the
+    /// elements per frame (the same bytes, half the frames and half the per-frame costs of f32).
+    pub const fn block_elems(self, ticket_block_elems: u64) -> u64 {
+        ticket_block_elems * 4 / self.size() as u64
+    }
+
     /// The code carried in frames and tickets.
     pub const fn code(self) -> u8 {
         match self {

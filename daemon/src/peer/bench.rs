@@ -43,10 +43,25 @@ pub enum Reply {
     Ready,
     Done {
         secs: f64,
+        /// CPU seconds (user + system, all threads) this peer process used during the operation.
+        #[serde(default)]
+        cpu_s: f64,
         /// `None` when every element matched the expected value exactly.
         mismatch: Option<String>,
     },
     Failed {
         error: String,
     },
+}
+
+/// CPU seconds (user + system, all threads) process `pid` has used, from /proc (Linux; `None`
+/// elsewhere or when the process is gone).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux ABI.
+    Some(ticks / 100.0)
 }

@@ -6,7 +6,7 @@ use super::machine::Fault;
 use super::server::Relay;
 use crate::core::traffic::FlowCounter;
 use crate::wire::handshake::{now_ms, verify_join};
-use crate::wire::{Frame, FrameCodec, HEADER_LEN, Header, Kind, WireError};
+use crate::wire::{Frame, FrameCodec, FrameReader, HEADER_LEN, Header, Kind, WireError};
 use futures_util::StreamExt;
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -72,21 +72,25 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         &format!("rank {rank} of job {}", verified.ticket.job_id),
     );
     let block_bytes = cell.lock().machine.params().block_bytes();
-    framed
-        .decoder_mut()
-        .set_max_payload(u32::try_from(block_bytes.max(4096)).unwrap_or(u32::MAX));
+    // From here frames are read straight into buffers of their own size (no codec buffer).
+    let parts = framed.into_parts();
+    let mut frames = FrameReader::new(
+        parts.io,
+        parts.read_buf,
+        u32::try_from(block_bytes.max(4096)).unwrap_or(u32::MAX),
+    );
 
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(writer(Arc::clone(&cell), rank, wr, rx, Arc::clone(&flow)));
     if cell.join(rank, tx).is_ok() {
         tracing::debug!(job = cell.key.0, shard, rank, %addr, "peer joined");
-        reader(&cell, rank, &mut framed, &flow).await;
+        reader(&cell, rank, &mut frames, &flow).await;
         // Only a rank that joined owns its queue (a duplicate's was never registered).
         cell.close_writer(rank);
     }
     // Dropping a socket with unread input makes the kernel send RST, which can destroy the Error
     // frame before the peer reads it; so read and discard until the peer closes (bounded).
-    let _ = tokio::join!(writer, drain(framed.get_mut()));
+    let _ = tokio::join!(writer, drain(frames.get_mut()));
 }
 
 /// Reads and discards until end of stream, an error, or `ERROR_GRACE`.
@@ -142,7 +146,7 @@ async fn write_frame(
 async fn reader(
     cell: &Arc<JobCell>,
     rank: u32,
-    framed: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+    frames: &mut FrameReader<OwnedReadHalf>,
     flow: &FlowCounter,
 ) {
     let mut progress = cell.watch();
@@ -162,7 +166,8 @@ async fn reader(
             }
         }
         let next: Option<Result<Frame, WireError>> = tokio::select! {
-            f = framed.next() => f,
+            f = frames.next() => f,
+            // Dropping a half-read frame is fine: the reader stops here for good.
             _ = cell.cancel.cancelled() => return,
         };
         match next {

@@ -216,7 +216,8 @@ impl Relay {
             }
             return Ok(Arc::clone(cell));
         }
-        let bytes = u64::from(v.ticket.block_elems) * v.dtype.size() as u64;
+        // A block is 4 * block_elems bytes whatever the dtype (`Dtype::block_elems`).
+        let bytes = u64::from(v.ticket.block_elems) * 4;
         if bytes > self.options.max_block_bytes {
             return Err(AdmitError::BlockTooLarge {
                 job,

@@ -168,12 +168,13 @@ pub fn decode_into(wire: &[u8], dtype: Dtype, dst: &mut [f32]) {
 pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
     debug_assert_eq!(wire.len(), acc.len() * dtype.size());
     #[cfg(target_arch = "x86_64")]
-    if dtype != Dtype::F32 && wire.len() == acc.len() * 2 && simd() {
+    if wire.len() == acc.len() * dtype.size() && simd() {
         // SAFETY: `simd()` checked the CPU features these need.
         unsafe {
             match dtype {
+                Dtype::F32 => super::simd::accumulate_f32(wire, acc),
                 Dtype::F16 => super::simd::accumulate_f16(wire, acc),
-                _ => super::simd::accumulate_bf16(wire, acc),
+                Dtype::Bf16 => super::simd::accumulate_bf16(wire, acc),
             }
         }
         return;
@@ -189,6 +190,13 @@ pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
 pub fn add_pair(a: &[u8], b: &[u8], dtype: Dtype) -> Vec<f32> {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len() / dtype.size();
+    #[cfg(target_arch = "x86_64")]
+    if dtype == Dtype::F32 && a.len() == b.len() && simd() {
+        let mut out = vec![0f32; n];
+        // SAFETY: `simd()` checked the CPU features this needs; the lengths were checked.
+        unsafe { super::simd::add_pair_f32(&a[..4 * n], &b[..4 * n], &mut out) };
+        return out;
+    }
     if dtype == Dtype::F32 {
         // Zipped exact chunks have a known length: this compiles to a vectorised loop.
         return a

@@ -153,7 +153,9 @@ pub fn verify_ticket(
         ));
     }
     let weights: Vec<u32> = ticket.miners.iter().map(|m| m.weight).collect();
-    let layout = Layout::new(ticket.elements, &weights, u64::from(ticket.block_elems))?;
+    // The ticket sizes blocks in bytes (4-byte units), not elements: see `Dtype::block_elems`.
+    let block_elems = dtype.block_elems(u64::from(ticket.block_elems));
+    let layout = Layout::new(ticket.elements, &weights, block_elems)?;
     Ok(Verified {
         ticket,
         signed: signed.clone(),

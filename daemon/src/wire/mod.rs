@@ -6,9 +6,11 @@ pub mod dtype;
 pub mod frame;
 pub mod handshake;
 pub mod io;
+pub mod reader;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
 pub use codec::{Frame, FrameCodec, WireError, encode_frame};
 pub use frame::{HEADER_LEN, Header, HeaderError, Kind, checksum};
 pub use handshake::{HandshakeError, JobTicket, MinerSlot, SignedTicket, Verified};
+pub use reader::FrameReader;

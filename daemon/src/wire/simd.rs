@@ -147,3 +147,54 @@ pub unsafe fn encode_bf16(src: &[f32], dst: &mut [u8]) {
         dst[2 * j..2 * j + 2].copy_from_slice(&b);
     }
 }
+
+/// `acc[i] += src[i]` for f32 wire bytes (`src.len() == 4 * acc.len()`), 8 lanes at a time.
+///
+/// # Safety
+/// The CPU must support AVX2 (see [`available`]).
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn accumulate_f32(src: &[u8], acc: &mut [f32]) {
+    assert_eq!(src.len(), acc.len() * 4);
+    let n8 = acc.len() / 8 * 8;
+    let mut i = 0;
+    while i < n8 {
+        // SAFETY: i + 8 <= acc.len() and 4 * (i + 8) <= src.len(); unaligned loads and store.
+        unsafe {
+            let p = acc.as_mut_ptr().add(i);
+            let x = _mm256_loadu_ps(src.as_ptr().add(4 * i) as *const f32);
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), x));
+        }
+        i += 8;
+    }
+    for j in n8..acc.len() {
+        acc[j] += f32_at(src, j);
+    }
+}
+
+/// `dst[i] = a[i] + b[i]` for two blocks of f32 wire bytes (`a.len() == b.len() == 4 * dst.len()`).
+///
+/// # Safety
+/// The CPU must support AVX2 (see [`available`]).
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn add_pair_f32(a: &[u8], b: &[u8], dst: &mut [f32]) {
+    assert_eq!(a.len(), dst.len() * 4);
+    assert_eq!(b.len(), dst.len() * 4);
+    let n8 = dst.len() / 8 * 8;
+    let mut i = 0;
+    while i < n8 {
+        // SAFETY: i + 8 <= dst.len() and 4 * (i + 8) <= a.len() == b.len().
+        unsafe {
+            let x = _mm256_loadu_ps(a.as_ptr().add(4 * i) as *const f32);
+            let y = _mm256_loadu_ps(b.as_ptr().add(4 * i) as *const f32);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_add_ps(x, y));
+        }
+        i += 8;
+    }
+    for j in n8..dst.len() {
+        dst[j] = f32_at(a, j) + f32_at(b, j);
+    }
+}
+
+fn f32_at(src: &[u8], j: usize) -> f32 {
+    f32::from_le_bytes([src[4 * j], src[4 * j + 1], src[4 * j + 2], src[4 * j + 3]])
+}

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use mapreduce::core::{Collective, Op};
-use mapreduce::peer::bench::{Command, Reply, Setup};
+use mapreduce::peer::bench::{Command, Reply, Setup, cpu_secs};
 use mapreduce::peer::{Job, Peer, check};
 use mapreduce::wallet::Keypair;
 use mapreduce::wire::SignedTicket;
@@ -77,18 +77,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 let (Some(p), Some(c)) = (peer.as_mut(), pending.take()) else {
                     bail!("go before connect and prepare");
                 };
+                let me = std::process::id();
+                let cpu0 = cpu_secs(me).unwrap_or(0.0);
                 let t = Instant::now();
                 let r = match c {
                     Collective::AllReduce(op) => p.all_reduce(&mut data, op),
                     Collective::Broadcast { src } => p.broadcast(&mut data, src),
                 };
                 let secs = t.elapsed().as_secs_f64();
+                let cpu_s = cpu_secs(me).map_or(0.0, |c| c - cpu0);
                 match r {
                     Ok(()) => {
                         let mismatch = check::verify(setup.data_seed, peers, c, dtype, rank, &data)
                             .err()
                             .map(|m| m.to_string());
-                        reply(&Reply::Done { secs, mismatch })?;
+                        reply(&Reply::Done {
+                            secs,
+                            cpu_s,
+                            mismatch,
+                        })?;
                     }
                     Err(e) => {
                         reply(&Reply::Failed {
