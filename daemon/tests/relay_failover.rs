@@ -96,6 +96,24 @@ fn connect(tj: &TestJob, seed: u64) -> Vec<PeerProc> {
     peers
 }
 
+/// Prepares `op` on every peer, tells them all to go, and runs `then` at once.
+fn go_op_then(peers: &mut [PeerProc], op: &str, then: impl FnOnce()) {
+    for p in peers.iter_mut() {
+        p.send(&Command::Prepare {
+            op: op.into(),
+            src: 0,
+        });
+    }
+    for p in peers.iter() {
+        assert!(matches!(p.recv(Duration::from_secs(60)), Reply::Ready));
+    }
+    for p in peers.iter_mut() {
+        p.send(&Command::Go);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    then();
+}
+
 /// Starts the next `op` (sum, avg, broadcast from rank 0) on every peer; returns with blocks
 /// in flight.
 fn go_op(peers: &mut [PeerProc], op: &str) {
@@ -126,6 +144,7 @@ fn expect_exact(peers: &[PeerProc], within: Duration) -> Vec<f64> {
             Reply::Done {
                 secs,
                 mismatch: None,
+                ..
             } => secs,
             other => panic!("rank {r}: expected an exact result, got {other:?}"),
         })
@@ -166,8 +185,7 @@ fn a_miner_killed_mid_transfer_moves_its_shard_to_the_spare_and_results_stay_exa
     // joins a job already at operation 1.
     go(&mut peers);
     let before = expect_exact(&peers, Duration::from_secs(60));
-    go(&mut peers);
-    signal(rs[1].proc.pid(), "-KILL");
+    go_op_then(&mut peers, "sum", || signal(rs[1].proc.pid(), "-KILL"));
     let killed = Instant::now();
     let secs = expect_exact(&peers, Duration::from_secs(60));
     eprintln!(
@@ -188,8 +206,9 @@ fn a_miner_killed_mid_broadcast_moves_its_shard_to_the_spare_and_results_stay_ex
     // peer::failover).
     let tj = ticket(&validator, 308, &[&rs[0], &rs[1]], &[&rs[2]], 3 * ELEMENTS);
     let mut peers = connect(&tj, 16);
-    go_op(&mut peers, "broadcast");
-    signal(rs[0].proc.pid(), "-KILL");
+    go_op_then(&mut peers, "broadcast", || {
+        signal(rs[0].proc.pid(), "-KILL")
+    });
     expect_exact(&peers, Duration::from_secs(60));
 }
 
@@ -198,8 +217,8 @@ fn a_miner_killed_with_no_spare_fails_every_peer_with_the_same_error_naming_it()
     let validator = key(0);
     let rs = relays(&validator, 3);
     let tj = ticket(&validator, 302, &[&rs[0], &rs[1], &rs[2]], &[], ELEMENTS);
-    let peers = start_sum(&tj, 12);
-    signal(rs[2].proc.pid(), "-KILL");
+    let mut peers = connect(&tj, 12);
+    go_op_then(&mut peers, "sum", || signal(rs[2].proc.pid(), "-KILL"));
     let killed = Instant::now();
     let deadline = Duration::from_millis(u64::from(FLOOR_MS) + 1_000);
     let e = expect_same_error(&peers, killed, deadline, &format!("at {}", rs[2].addr));
@@ -211,8 +230,8 @@ fn a_stalled_miner_is_detected_within_the_deadline_and_replaced_by_the_spare() {
     let validator = key(0);
     let rs = relays(&validator, 3);
     let tj = ticket(&validator, 303, &[&rs[0], &rs[1]], &[&rs[2]], ELEMENTS);
-    let peers = start_sum(&tj, 13);
-    signal(rs[0].proc.pid(), "-STOP");
+    let mut peers = connect(&tj, 13);
+    go_op_then(&mut peers, "sum", || signal(rs[0].proc.pid(), "-STOP"));
     let stopped = Instant::now();
     expect_exact(&peers, Duration::from_secs(60));
     let t = stopped.elapsed();
@@ -227,8 +246,10 @@ fn a_stalled_miner_with_no_spare_fails_every_peer_within_the_deadline() {
     let validator = key(0);
     let rs = relays(&validator, 2);
     let tj = ticket(&validator, 304, &[&rs[0], &rs[1]], &[], ELEMENTS);
-    let peers = start_sum(&tj, 14);
-    signal(rs[1].proc.pid(), "-STOP");
+    let mut peers = connect(&tj, 14);
+    // Stopped as soon as the operation starts: a 32 MiB all_reduce can finish in under the
+    // 400 ms `go` waits before returning, and then nothing is left to stall.
+    go_op_then(&mut peers, "sum", || signal(rs[1].proc.pid(), "-STOP"));
     let stopped = Instant::now();
     // Floor + margin, plus the grace a peer gives the others before dropping its connections.
     let within = Duration::from_millis(u64::from(FLOOR_MS) + 1_000 + 1_500);
