@@ -166,8 +166,8 @@ pub unsafe fn accumulate_f32(src: &[u8], acc: &mut [f32]) {
         }
         i += 8;
     }
-    for j in n8..acc.len() {
-        acc[j] += f32_at(src, j);
+    for (j, a) in acc.iter_mut().enumerate().skip(n8) {
+        *a += f32_at(src, j);
     }
 }
 
@@ -190,8 +190,8 @@ pub unsafe fn add_pair_f32(a: &[u8], b: &[u8], dst: &mut [f32]) {
         }
         i += 8;
     }
-    for j in n8..dst.len() {
-        dst[j] = f32_at(a, j) + f32_at(b, j);
+    for (j, d) in dst.iter_mut().enumerate().skip(n8) {
+        *d = f32_at(a, j) + f32_at(b, j);
     }
 }
 
