@@ -709,7 +709,7 @@ async fn accept_job_already_expired_is_refused() {
 
 /// Control-plane load (issue 12), against the same real miner: signed Status calls at a fixed
 /// rate, every one answered, latency percentiles printed. Bounded for CI (100/s for 3 s);
-/// `MR_LOAD_RATE=500 MR_LOAD_SECS=30` is the issue's figure (`scripts/load`).
+/// `LOAD_RATE=500 LOAD_SECS=30` is the issue's figure (`scripts/load`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_signed_status_calls_at_a_fixed_rate_are_all_served() {
     let env = |name: &str, default: u64| {
@@ -718,7 +718,7 @@ async fn load_signed_status_calls_at_a_fixed_rate_are_all_served() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (rate, secs) = (env("MR_LOAD_RATE", 100), env("MR_LOAD_SECS", 3));
+    let (rate, secs) = (env("LOAD_RATE", 100), env("LOAD_SECS", 3));
     let n = net();
     // Its own registered hotkey, so the parallel tests' calls do not share its rate limit.
     let c = client(&n.open, &n.flooder).await;

@@ -76,6 +76,10 @@ fn refusal_at(addr: &str, bytes: &[u8]) -> String {
 
 /// A one-peer ticket of job `id` giving shard 0 to `miner` at `addr`.
 fn ticket_for(id: u64, miner: &Keypair, addr: &str) -> TestJob {
+    ticket_expiring(id, miner, addr, now_ms() + 600_000)
+}
+
+fn ticket_expiring(id: u64, miner: &Keypair, addr: &str, expires_at_ms: u64) -> TestJob {
     let peer = key(id * 1000);
     let t = JobTicket {
         job_id: id,
@@ -88,7 +92,7 @@ fn ticket_for(id: u64, miner: &Keypair, addr: &str) -> TestJob {
         dtype: u32::from(Dtype::F32.code()),
         block_elems: BLOCK,
         elements: N,
-        expires_at_ms: now_ms() + 600_000,
+        expires_at_ms,
         deadline_ms: 10_000,
         ..Default::default()
     };
@@ -237,27 +241,7 @@ fn ticket_with_a_forged_validator_signature_is_refused() {
 #[test]
 fn expired_ticket_is_refused() {
     let r = relay();
-    let validator = key(0);
-    let peer = key(9_001);
-    let t = JobTicket {
-        job_id: 9,
-        peers: vec![peer.ss58_address().to_string()],
-        miners: vec![mapreduce::wire::handshake::MinerSlot {
-            hotkey: key(900).ss58_address().to_string(),
-            address: r.addr.clone(),
-            weight: 1,
-        }],
-        dtype: u32::from(Dtype::F32.code()),
-        block_elems: BLOCK,
-        elements: N,
-        expires_at_ms: now_ms() - 1_000,
-        deadline_ms: 10_000,
-        ..Default::default()
-    };
-    let tj = TestJob {
-        ticket: issue(t, &validator).expect("sign"),
-        keys: vec![peer],
-    };
+    let tj = ticket_expiring(9, &key(900), &r.addr, now_ms() - 1_000);
     let why = refusal(&r, &hello_frame(&tj, 9, 0, 0, &tj.keys[0]));
     assert!(why.contains("expired"), "{why}");
     budget_is_whole(&r, 100);

@@ -4,7 +4,7 @@
 //! the throughput of each job is printed.
 //!
 //! The default is a bounded run for every CI pass (4 jobs of 4 MiB per peer). The figure
-//! (16 jobs of 64 MiB) is `scripts/load` (or `MR_LOAD_JOBS=16 MR_LOAD_MIB=64`, best in release:
+//! (16 jobs of 64 MiB) is `scripts/load` (or `LOAD_JOBS=16 LOAD_MIB=64`, best in release:
 //! `cargo test --release -p mapreduce --test load -- --nocapture`).
 
 mod relay_support;
@@ -37,9 +37,9 @@ fn rss(pid: u32) -> (u64, u64) {
 #[test]
 fn one_relay_serves_concurrent_jobs_within_its_memory_budget() {
     const P: u32 = 3;
-    let jobs = env("MR_LOAD_JOBS", 4);
-    let mib = env("MR_LOAD_MIB", 4);
-    let budget_mib = env("MR_LOAD_BUDGET_MIB", 512);
+    let jobs = env("LOAD_JOBS", 4);
+    let mib = env("LOAD_MIB", 4);
+    let budget_mib = env("LOAD_BUDGET_MIB", 512);
     let elements = mib << 18; // f32
     let block: u32 = 256 * 1024; // 1 MiB of f32
     let validator = key(0);
