@@ -405,10 +405,11 @@ fn ticket_asking_for_oversized_blocks_is_refused() {
 #[test]
 fn same_job_id_with_another_ticket_is_refused() {
     let r = relay();
-    let a = job(&key(0), 21, 2, &[&r], Dtype::F32, N, BLOCK, 10_000);
-    let _first = join_raw(&r, &a, 21, 0);
+    // Job 21 admitted (its one peer welcomed) before the second ticket arrives.
+    let a = job(&key(0), 21, 1, &[&r], Dtype::F32, N, BLOCK, 10_000);
+    let _first = join_alone(&r, &a, 21);
     // Another ticket (other peers) for job 21 while it runs.
-    let b = job(&key(0), 21, 1, &[&r], Dtype::F32, 10, 4, 10_000);
+    let b = job(&key(0), 21, 2, &[&r], Dtype::F32, 10, 4, 10_000);
     let why = refusal(&r, &hello_frame(&b, 21, 0, 0, &b.keys[0]));
     assert!(why.contains("different ticket"), "{why}");
 }
