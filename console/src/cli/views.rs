@@ -574,6 +574,8 @@ pub struct JobMinerDoc {
     pub uid: u32,
     pub hotkey: String,
     pub address: String,
+    /// A spare reserved for failover, not one of the job's own miners (yet).
+    pub spare: bool,
 }
 
 fn jobs_doc(l: &JobList) -> JobsDoc {
@@ -596,6 +598,7 @@ fn jobs_doc(l: &JobList) -> JobsDoc {
                         uid: m.uid,
                         hotkey: m.hotkey.clone(),
                         address: m.address.clone(),
+                        spare: m.spare,
                     })
                     .collect(),
                 elements: j.elements,
@@ -648,7 +651,10 @@ pub fn jobs_table(l: &JobList, now: u64, width: usize) -> String {
             j.world_size.to_string(),
             j.miners
                 .iter()
-                .map(|m| format!("uid {}", m.uid))
+                .map(|m| {
+                    let spare = if m.spare { " (spare)" } else { "" };
+                    format!("uid {}{spare}", m.uid)
+                })
                 .collect::<Vec<_>>()
                 .join(" "),
             format!("{} {}", bytes(size), dtype(j.dtype)),
@@ -863,12 +869,20 @@ mod tests {
                 state: JobState::Done as i32,
                 world_size: 3,
                 peers: vec![HK.into(); 3],
-                miners: vec![JobMiner {
-                    uid: 1,
-                    hotkey: HK.into(),
-                    address: "127.0.0.3:9000".into(),
-                    spare: false,
-                }],
+                miners: vec![
+                    JobMiner {
+                        uid: 1,
+                        hotkey: HK.into(),
+                        address: "127.0.0.3:9000".into(),
+                        spare: false,
+                    },
+                    JobMiner {
+                        uid: 4,
+                        hotkey: HK.into(),
+                        address: "127.0.0.4:9000".into(),
+                        spare: true,
+                    },
+                ],
                 elements: 4 << 20,
                 dtype: 1,
                 created_at_ms: NOW - 30_000,
@@ -878,5 +892,7 @@ mod tests {
         insta::assert_snapshot!("jobs", jobs_table(&j, NOW, 100));
         let doc = serde_json::to_value(jobs_doc(&j)).expect("json");
         assert_eq!(doc["jobs"][0]["state"], "done");
+        assert_eq!(doc["jobs"][0]["miners"][0]["spare"], false);
+        assert_eq!(doc["jobs"][0]["miners"][1]["spare"], true);
     }
 }
