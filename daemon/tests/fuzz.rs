@@ -18,10 +18,10 @@ use bytes::BytesMut;
 use mapreduce::config::Loader;
 use mapreduce::core::{Dtype, ShardPlan};
 use mapreduce::relay::machine::{Machine, Params};
-use mapreduce::wallet::Keypair;
 use mapreduce::wallet::btauth::{SignedHeaders, Verifier};
-use mapreduce::wire::handshake::{JobTicket, MinerSlot, hello, issue, verify_hello};
+use mapreduce::wire::handshake::verify_hello;
 use mapreduce::wire::{Frame, FrameCodec, Header, Kind, encode_frame};
+use mr_testkit::fixtures::{SignedHello, key, signed_hello};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use prost::Message;
@@ -60,10 +60,6 @@ fn fuzz<S: Strategy>(
         ),
         Err(e) => panic!("fuzz {name}: failed after {n} executions: {e}"),
     }
-}
-
-fn key(n: u8) -> Keypair {
-    Keypair::from_mini_secret(&[n; 32]).expect("key")
 }
 
 fn valid_frames() -> Vec<u8> {
@@ -126,27 +122,10 @@ fn fuzz_frame_decoder() {
 
 #[test]
 fn fuzz_handshake_and_ticket() {
-    let validator = key(1);
-    let peer = key(2);
-    let ticket = JobTicket {
-        job_id: 42,
-        validator: validator.ss58_address().to_string(),
-        peers: vec![key(3).ss58_address().into(), peer.ss58_address().into()],
-        miners: vec![MinerSlot {
-            hotkey: key(4).ss58_address().into(),
-            address: "127.0.0.1:9000".into(),
-            weight: 1,
-        }],
-        dtype: 1,
-        block_elems: 1024,
-        elements: 1_000_000,
-        expires_at_ms: u64::MAX,
-        ..Default::default()
-    };
-    let signed = issue(ticket, &validator).expect("issue");
-    let valid = hello(&signed, 42, 1, 0, &peer)
-        .expect("hello")
-        .encode_to_vec();
+    let SignedHello {
+        validator, hello, ..
+    } = signed_hello();
+    let valid = hello.encode_to_vec();
     let trusted = validator.ss58_address().to_string();
     let trust = move |a: &str| a == trusted;
     fuzz(

@@ -18,56 +18,16 @@ use mapreduce::wallet::btauth::{
     HEADER_CRYPTO, HEADER_HOTKEY, HEADER_NONCE, HEADER_RECEIVER, HEADER_SIGNATURE, HEADER_VERSION,
     ManualClock, SignedHeaders, Verifier, sign_request,
 };
-use mapreduce::wire::handshake::{JobTicket, MinerSlot, hello, issue, now_ms, verify_hello};
+use mapreduce::wire::handshake::{now_ms, verify_hello};
 use mr_proto::v1::Handshake;
+use mr_testkit::fixtures::{SignedHello, key, signed_hello};
 use proptest::prelude::*;
 use prost::Message;
 use std::sync::{Arc, OnceLock};
 
-fn key(n: u8) -> Keypair {
-    Keypair::from_mini_secret(&[n; 32]).expect("key")
-}
-
-struct Keys {
-    validator: Keypair,
-    peer: Keypair,
-    /// A valid handshake of rank 1, shard 0.
-    hello: Handshake,
-}
-
-fn keys() -> &'static Keys {
-    static K: OnceLock<Keys> = OnceLock::new();
-    K.get_or_init(|| {
-        let validator = key(1);
-        let peer = key(2);
-        let ticket = JobTicket {
-            job_id: 42,
-            validator: validator.ss58_address().to_string(),
-            peers: vec![key(3).ss58_address().into(), peer.ss58_address().into()],
-            miners: vec![MinerSlot {
-                hotkey: key(4).ss58_address().into(),
-                address: "127.0.0.1:9000".into(),
-                weight: 1,
-            }],
-            dtype: 1,
-            block_elems: 1024,
-            elements: 1_000_000,
-            expires_at_ms: u64::MAX,
-            deadline_ms: 0,
-            spares: vec![MinerSlot {
-                hotkey: key(5).ss58_address().into(),
-                address: "127.0.0.1:9001".into(),
-                weight: 1,
-            }],
-        };
-        let signed = issue(ticket, &validator).expect("issue");
-        let hello = hello(&signed, 42, 1, 0, &peer).expect("hello");
-        Keys {
-            validator,
-            peer,
-            hello,
-        }
-    })
+fn keys() -> &'static SignedHello {
+    static K: OnceLock<SignedHello> = OnceLock::new();
+    K.get_or_init(signed_hello)
 }
 
 fn verify(bytes: &[u8]) -> Result<(u32, u32), String> {

@@ -9,6 +9,7 @@
 pub mod bins;
 pub mod config;
 pub mod devnet;
+pub mod fixtures;
 pub mod jobs;
 pub mod metrics;
 pub mod net;
