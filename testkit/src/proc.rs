@@ -31,6 +31,26 @@ impl Proc {
         Proc::mrd_in(None, home, config, args, log)
     }
 
+    /// [`Proc::mrd`] with extra environment variables (test hooks; none may start with `MR_`).
+    pub fn mrd_env(
+        home: &Path,
+        config: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut cmd = Command::new(crate::mrd_bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .arg("--config")
+            .arg(config)
+            .args(args);
+        Proc::spawn(cmd, log)
+    }
+
     /// [`Proc::mrd`] inside network namespace `netns` when given (`ip netns exec` execs mrd in
     /// place, so the pid is mrd's).
     pub fn mrd_in(

@@ -38,6 +38,7 @@ struct RawAccountData {
 
 #[derive(Debug, DecodeAsType)]
 struct RawAccountInfo {
+    nonce: u32,
     data: RawAccountData,
 }
 
@@ -384,6 +385,19 @@ impl ChainClient {
                 .fetch(&at, &rt, "System", "Account", (AccountId32(*account),))
                 .await?;
             Ok(Rao(u64::try_from(info.data.free).unwrap_or(u64::MAX)))
+        })
+        .await
+    }
+
+    /// The account's nonce in the latest block: how many of its extrinsics are included (the
+    /// transaction pool not counted, unlike `system_accountNextIndex`).
+    pub async fn account_nonce(&self, account: &[u8; 32]) -> Result<u64, ChainError> {
+        self.read("reading System.Account", |c| async move {
+            let (at, rt) = self.at_latest(&c).await?;
+            let info: RawAccountInfo = self
+                .fetch(&at, &rt, "System", "Account", (AccountId32(*account),))
+                .await?;
+            Ok(u64::from(info.nonce))
         })
         .await
     }

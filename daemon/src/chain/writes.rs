@@ -79,6 +79,22 @@ impl ChainClient {
     where
         F: FnOnce(&Metadata, &RuntimeVersion) -> Result<Call, ChainError>,
     {
+        self.submit_at(signer, ctx, None, build).await
+    }
+
+    /// [`Self::submit`] with the account nonce given (`None`: the node's next index, pool
+    /// included). Resending with the nonce of an earlier attempt means at most one of them is
+    /// ever included: the weight loop uses it after a restart that lost the outcome.
+    pub(crate) async fn submit_at<F>(
+        &self,
+        signer: &ChainSigner,
+        ctx: &ErrorContext,
+        nonce: Option<u64>,
+        build: F,
+    ) -> Result<Included, ChainError>
+    where
+        F: FnOnce(&Metadata, &RuntimeVersion) -> Result<Call, ChainError>,
+    {
         let _serial = self.submit_lock().await;
         let opts = self.options().clone();
         let conn = self.conn().await?;
@@ -95,14 +111,17 @@ impl ChainClient {
             e
         };
 
-        let nonce = tokio::time::timeout(
-            call_t,
-            conn.legacy
-                .system_account_next_index(&Signer::<SubstrateConfig>::account_id(signer)),
-        )
-        .await
-        .map_err(|_| fail(self.timeout_err("system_accountNextIndex", call_t)))?
-        .map_err(|e| fail(self.rpc_err("system_accountNextIndex", e)))?;
+        let nonce = match nonce {
+            Some(n) => n,
+            None => tokio::time::timeout(
+                call_t,
+                conn.legacy
+                    .system_account_next_index(&Signer::<SubstrateConfig>::account_id(signer)),
+            )
+            .await
+            .map_err(|_| fail(self.timeout_err("system_accountNextIndex", call_t)))?
+            .map_err(|e| fail(self.rpc_err("system_accountNextIndex", e)))?,
+        };
         let params = DefaultExtrinsicParamsBuilder::<SubstrateConfig>::new()
             .nonce(nonce)
             .build();
@@ -137,6 +156,7 @@ impl ChainClient {
                 }
             })?;
 
+        crate::core::testhook::pause("after_submit").await;
         let deadline = tokio::time::Instant::now() + opts.inclusion_timeout;
         loop {
             let status = tokio::time::timeout_at(deadline, progress.next())
@@ -209,6 +229,21 @@ impl ChainClient {
         }
     }
 
+    /// The nonce the next extrinsic of `signer` takes (`system_accountNextIndex`: the chain's
+    /// nonce plus its transactions waiting in the pool).
+    pub async fn next_nonce(&self, signer: &ChainSigner) -> Result<u64, ChainError> {
+        let call_t = self.options().call_timeout;
+        let conn = self.conn().await?;
+        tokio::time::timeout(
+            call_t,
+            conn.legacy
+                .system_account_next_index(&Signer::<SubstrateConfig>::account_id(signer)),
+        )
+        .await
+        .map_err(|_| self.timeout_err("system_accountNextIndex", call_t))?
+        .map_err(|e| self.rpc_err("system_accountNextIndex", e))
+    }
+
     /// Advertises the axon (`serve_axon`), signed by the hotkey. IPv4 and IPv6; protocol 4 (TCP).
     pub async fn serve_axon(
         &self,
@@ -256,6 +291,20 @@ impl ChainClient {
         weights: &[u16],
         version_key: u64,
     ) -> Result<TxReceipt, ChainError> {
+        self.set_weights_at(hotkey, netuid, uids, weights, version_key, None)
+            .await
+    }
+
+    /// [`Self::set_weights`] with the account nonce given (see [`Self::submit_at`]).
+    pub async fn set_weights_at(
+        &self,
+        hotkey: &ChainSigner,
+        netuid: u16,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+        nonce: Option<u64>,
+    ) -> Result<TxReceipt, ChainError> {
         if uids.len() != weights.len() {
             return Err(ChainError::Invalid(format!(
                 "{} uids but {} weights",
@@ -269,7 +318,7 @@ impl ChainClient {
             ..Default::default()
         };
         let res = self
-            .submit(hotkey, &ctx, |m, rt| {
+            .submit_at(hotkey, &ctx, nonce, |m, rt| {
                 shape::build_call(
                     m,
                     rt,

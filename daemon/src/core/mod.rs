@@ -4,6 +4,7 @@ pub mod job;
 pub mod refusals;
 pub mod scoring;
 pub mod shards;
+pub mod testhook;
 pub mod traffic;
 pub mod version;
 

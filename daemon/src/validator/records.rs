@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS job_failures (
   job_id INTEGER NOT NULL, miner TEXT NOT NULL, reporter TEXT NOT NULL, reason TEXT NOT NULL,
   at_ms INTEGER NOT NULL, PRIMARY KEY (job_id, miner, reporter));
 CREATE INDEX IF NOT EXISTS job_failures_at ON job_failures(at_ms);
+CREATE TABLE IF NOT EXISTS weight_intents (
+  round_id INTEGER PRIMARY KEY, block INTEGER NOT NULL, nonce INTEGER NOT NULL, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_reveal (
   id INTEGER PRIMARY KEY CHECK (id = 1), round_id INTEGER NOT NULL, json TEXT NOT NULL);
 ";
@@ -137,6 +139,18 @@ pub struct WeightSetRow {
     pub kind: String,
     pub uids: Vec<u16>,
     pub weights: Vec<u16>,
+}
+
+/// A set_weights about to be sent, stored before it is: after a kill -9 the weight loop finds it
+/// and asks the chain whether it landed before sending the round again (no duplicate, none lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightIntent {
+    pub round_id: u64,
+    /// The chain's block when it was first sent: an inclusion is in a later block.
+    pub block: u64,
+    /// The account nonce it is signed with; every resend of the round reuses it.
+    pub nonce: u64,
+    pub at_ms: u64,
 }
 
 fn join_u16(v: &[u16]) -> String {
@@ -439,7 +453,56 @@ impl Store {
         if w.ok && w.kind == "reveal" {
             tx.execute("DELETE FROM pending_reveal", [])?;
         }
+        // A failed attempt keeps the intent: it may still land (a timeout), and the next attempt
+        // asks the chain first.
+        if w.ok && w.kind == "set" {
+            tx.execute(
+                "DELETE FROM weight_intents WHERE round_id = ?1",
+                params![w.round_id as i64],
+            )?;
+        }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores (or replaces) the intent to send a round's weights.
+    pub fn put_weight_intent(&self, i: &WeightIntent) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO weight_intents (round_id, block, nonce, at_ms) VALUES (?1,?2,?3,?4)",
+            params![
+                i.round_id as i64,
+                i.block as i64,
+                i.nonce as i64,
+                i.at_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The intent of a round whose outcome is not recorded yet.
+    pub fn weight_intent(&self, round_id: u64) -> Result<Option<WeightIntent>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT block, nonce, at_ms FROM weight_intents WHERE round_id = ?1",
+                params![round_id as i64],
+                |r| {
+                    Ok(WeightIntent {
+                        round_id,
+                        block: r.get::<_, i64>(0)? as u64,
+                        nonce: r.get::<_, i64>(1)? as u64,
+                        at_ms: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn clear_weight_intent(&self, round_id: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM weight_intents WHERE round_id = ?1",
+            params![round_id as i64],
+        )?;
         Ok(())
     }
 

@@ -7,14 +7,22 @@
 //! error or a tight retry. A failed send is recorded with its error and retried no sooner than
 //! a few blocks and 30 s later. Rounds and weight sets are in the [`Store`], so a restart resumes
 //! where the loop stopped (an unsent round is sent; its EMA is not stepped again).
+//!
+//! No duplicate and no lost weight set across a kill -9: before set_weights is sent, a
+//! [`WeightIntent`] (round, block, account nonce) is stored. A round that has an intent but no
+//! recorded outcome is first checked on the chain: our LastUpdate past the intent's block means
+//! it landed (recorded, not sent again); our nonce used without that means it failed; otherwise
+//! it is sent again with the same nonce, so at most one of the attempts can ever be included.
+//! (Commit-reveal rounds are not covered: a kill between commit and its record commits again.)
 
-use super::records::WeightSetRow;
+use super::records::{WeightIntent, WeightSetRow};
 use super::score::{ScoringOptions, compute_round, scored_miners};
 use super::store::Store;
 use crate::chain::{ChainClient, ChainSigner};
 use crate::control::benchmark::BenchDesk;
 use crate::control::registry::MetagraphRegistry;
 use crate::core::scoring::ChainLimits;
+use crate::core::testhook;
 use crate::wire::handshake::now_ms;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -158,6 +166,23 @@ impl WeightLoop<'_> {
         if gate.round == r.round_id && (block < gate.block || now_ms() < gate.at_ms) {
             return Ok(());
         }
+        // An earlier attempt of this round whose outcome was never recorded (a kill -9 between
+        // sending and the write below, or a timeout). The nonce is read before LastUpdate, so an
+        // inclusion between the two reads is seen as landed, never as failed.
+        let intent = if hyper.commit_reveal_enabled {
+            None
+        } else {
+            self.store.weight_intent(r.round_id).map_err(|e| s(&e))?
+        };
+        let included_nonce = match intent {
+            Some(_) => Some(
+                self.chain
+                    .account_nonce(&self.signer.public_key())
+                    .await
+                    .map_err(|e| s(&e))?,
+            ),
+            None => None,
+        };
         let st = self
             .chain
             .weights_status(self.netuid, &self.signer.public_key())
@@ -167,6 +192,55 @@ impl WeightLoop<'_> {
             v.last_set_block = st.last_update;
             v.next_allowed_block = st.next_allowed_block;
         });
+        let mut resend = None;
+        if let (Some(i), Some(included)) = (intent, included_nonce) {
+            if st.last_update > i.block {
+                // Only our own set_weights moves our LastUpdate, and only this round's attempts
+                // were sent after block i.block: it landed.
+                tracing::info!(
+                    round = r.round_id,
+                    block = st.last_update,
+                    "weights of round {} were already set on chain at block {} (the outcome was not recorded, e.g. a restart): recorded, not sent again",
+                    r.round_id,
+                    st.last_update
+                );
+                self.set_view(|v| v.last_set_block = st.last_update);
+                return self
+                    .store
+                    .put_weight_set(&WeightSetRow {
+                        round_id: r.round_id,
+                        block: st.last_update,
+                        at_ms: now_ms(),
+                        ok: true,
+                        error: String::new(),
+                        kind: "set".into(),
+                        uids: r.uids.clone(),
+                        weights: r.weights.clone(),
+                    })
+                    .map_err(|e| s(&e));
+            }
+            if included > i.nonce {
+                // Its nonce was used without moving LastUpdate: that attempt failed on chain.
+                tracing::info!(
+                    round = r.round_id,
+                    "an earlier attempt of round {} (nonce {}) failed on chain: sending anew",
+                    r.round_id,
+                    i.nonce
+                );
+                self.store
+                    .clear_weight_intent(r.round_id)
+                    .map_err(|e| s(&e))?;
+            } else {
+                // Not included (yet): resending with the same nonce lets at most one land.
+                tracing::info!(
+                    round = r.round_id,
+                    "an earlier attempt of round {} (nonce {}) is not on chain: sending again with the same nonce",
+                    r.round_id,
+                    i.nonce
+                );
+                resend = Some(i);
+            }
+        }
         if block < st.next_allowed_block {
             if gate.warned != Some((r.round_id, st.next_allowed_block)) {
                 tracing::warn!(
@@ -216,14 +290,39 @@ impl WeightLoop<'_> {
                 Err(e) => Err(e),
             }
         } else {
+            // The intent first, so a kill -9 from here on is reconciled with the chain above.
+            let intent = match resend {
+                Some(i) => i,
+                None => WeightIntent {
+                    round_id: r.round_id,
+                    block,
+                    nonce: self
+                        .chain
+                        .next_nonce(&self.signer)
+                        .await
+                        .map_err(|e| s(&e))?,
+                    at_ms: now_ms(),
+                },
+            };
+            self.store.put_weight_intent(&intent).map_err(|e| s(&e))?;
+            tracing::debug!(round = r.round_id, nonce = intent.nonce, "sending weights");
+            testhook::pause("before_submit").await;
             self.chain
-                .set_weights(&self.signer, self.netuid, &r.uids, &r.weights, version)
+                .set_weights_at(
+                    &self.signer,
+                    self.netuid,
+                    &r.uids,
+                    &r.weights,
+                    version,
+                    Some(intent.nonce),
+                )
                 .await
         };
         match result {
             Ok(rcpt) => {
                 tracing::info!(round = r.round_id, block, uids = ?r.uids, weights = ?r.weights, tx = %rcpt.extrinsic_hash, "weights set");
                 self.set_view(|v| v.last_set_block = block);
+                testhook::pause("after_inclusion").await;
             }
             Err(e) => {
                 tracing::warn!(round = r.round_id, block, "{} failed: {e}", row.kind);
