@@ -44,6 +44,13 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     mapreduce,
+    JobCorrupted,
+    MapReduceError,
+    "The validator's live-job verification found a miner's result wrong in this job (the \
+     message names the miner, shard, operation and block): do not trust its results."
+);
+pyo3::create_exception!(
+    mapreduce,
     Closed,
     MapReduceError,
     "The process group or session was already destroyed."
@@ -57,6 +64,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JobFailed", py.get_type::<JobFailed>())?;
     m.add("MapReduceTimeout", py.get_type::<MapReduceTimeout>())?;
     m.add("WalletError", py.get_type::<WalletError>())?;
+    m.add("JobCorrupted", py.get_type::<JobCorrupted>())?;
     m.add("Closed", py.get_type::<Closed>())?;
     Ok(())
 }
@@ -89,5 +97,6 @@ pub fn to_py_session(e: SessionError) -> PyErr {
         }
         SessionError::Peer(p) => to_py_peer(p),
         SessionError::Runtime(_) => MapReduceError::new_err(msg),
+        SessionError::Corrupted { .. } => JobCorrupted::new_err(msg),
     }
 }

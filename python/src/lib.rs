@@ -284,6 +284,42 @@ impl Session {
         });
     }
 
+    /// Live-job verification: sends this peer's pending evidence and asks the validator what it
+    /// found, waiting up to `timeout` seconds for other peers' evidence. Returns a dict
+    /// (`checked`, `failed`, `pending`, `verdict`); raises `JobCorrupted` when a miner's result
+    /// was found wrong.
+    #[pyo3(signature = (timeout=10.0))]
+    fn verify<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        if !(timeout.is_finite() && (0.0..=3600.0).contains(&timeout)) {
+            return Err(PyValueError::new_err(format!(
+                "timeout must be 0 to 3600 seconds, got {timeout}"
+            )));
+        }
+        let inner = &self.inner;
+        let v = py.detach(|| {
+            let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+            match g.session.as_mut() {
+                Some(s) => Some(s.verify(Duration::from_secs_f64(timeout))),
+                None => None,
+            }
+        });
+        let v = match v {
+            None => return Err(errors::Closed::new_err("the session is closed")),
+            Some(r) => r.map_err(to_py_session)?,
+        };
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("job_id", v.job)?;
+        d.set_item("checked", v.checked)?;
+        d.set_item("failed", v.failed)?;
+        d.set_item("pending", v.pending)?;
+        d.set_item("verdict", v.verdict)?;
+        Ok(d)
+    }
+
     #[getter]
     fn closed(&self) -> bool {
         self.inner

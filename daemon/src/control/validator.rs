@@ -17,7 +17,8 @@ use mr_proto::v1::validator_server::Validator;
 use mr_proto::v1::{
     AcceptJobRequest, BenchmarkAssignment, JobInfo, JobState, JobStatusRequest, JoinJobRequest,
     ReleaseJobRequest, RenewJobRequest, ReportBenchmarkRequest, ReportBenchmarkResponse,
-    ReportJobRequest, RequestBenchmarkRequest, RequestJobRequest,
+    ReportJobRequest, ReportSamplesRequest, ReportSamplesResponse, RequestBenchmarkRequest,
+    RequestJobRequest,
 };
 use prost::Message;
 use std::sync::Arc;
@@ -53,6 +54,10 @@ pub struct ValidatorState {
     pub options: ValidatorOptions,
     /// Serialises job transitions (join, start) so two ranks never start a job twice.
     jobs_lock: AsyncMutex<()>,
+    /// Live-job verification: peers' evidence waiting for the other peers.
+    pub verifier: crate::validator::verify::Verifier,
+    /// Blocks sampled per job, in parts per million (validator.sample_rate); 0: no sampling.
+    sample_ppm: std::sync::atomic::AtomicU32,
 }
 
 impl ValidatorState {
@@ -62,7 +67,35 @@ impl ValidatorState {
             store,
             options,
             jobs_lock: AsyncMutex::new(()),
+            verifier: Default::default(),
+            sample_ppm: std::sync::atomic::AtomicU32::new(crate::core::sample::rate_to_ppm(0.01)),
         })
+    }
+
+    /// Samples this fraction of the blocks of jobs created from now on (0 turns sampling off).
+    pub fn set_sample_rate(&self, rate: f64) {
+        self.sample_ppm.store(
+            crate::core::sample::rate_to_ppm(rate),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// A job as `caller` may see it: the ticket and the sample seed only for its own peers.
+    fn info(&self, j: &JobRow, caller: &str) -> JobInfo {
+        let mut i = info(j, caller);
+        if let Ok(v) = self.store.job_verdict(j.job_id) {
+            i.samples_checked = v.checked;
+            i.samples_failed = v.failed;
+            i.verdict = v.verdict;
+        }
+        i.samples_pending = self.verifier.pending(j.job_id);
+        if j.peers.iter().any(|p| p == caller)
+            && let Ok(Some(spec)) = self.store.sample_spec(j.job_id)
+        {
+            i.sample_seed = spec.seed;
+            i.sample_ppm = spec.ppm;
+        }
+        i
     }
 }
 
@@ -95,6 +128,7 @@ fn info(j: &JobRow, caller: &str) -> JobInfo {
         ticket,
         created_at_ms: j.created_at_ms,
         expires_at_ms: j.expires_at_ms,
+        ..Default::default()
     }
 }
 
@@ -358,11 +392,20 @@ impl Validator for ValidatorService {
         };
         let _g = s.jobs_lock.lock().await;
         s.store.put_job(&j).map_err(db)?;
+        let ppm = s.sample_ppm.load(std::sync::atomic::Ordering::Relaxed);
+        if ppm > 0 {
+            // The secret sample: only the job's peers ever see it (JobInfo), never its miners.
+            let spec = crate::core::sample::SampleSpec {
+                seed: rand::random::<u64>().max(1),
+                ppm,
+            };
+            s.store.put_sample_spec(j.job_id, spec).map_err(db)?;
+        }
         tracing::info!(job = j.job_id, peers = j.world_size, by = %caller.hotkey, "job requested");
         if r.world_size == 1 {
             s.start(&mut j).await?;
         }
-        Ok(Response::new(info(&j, &caller.hotkey)))
+        Ok(Response::new(s.info(&j, &caller.hotkey)))
     }
 
     async fn join_job(&self, req: Request<JoinJobRequest>) -> Result<Response<JobInfo>, Status> {
@@ -388,7 +431,7 @@ impl Validator for ValidatorService {
             )));
         }
         if j.peers[rank] == caller.hotkey {
-            return Ok(Response::new(info(&j, &caller.hotkey)));
+            return Ok(Response::new(s.info(&j, &caller.hotkey)));
         }
         if j.state != JobState::Pending as i32 {
             return Err(Status::failed_precondition(format!(
@@ -407,7 +450,7 @@ impl Validator for ValidatorService {
         if j.peers.iter().all(|p| !p.is_empty()) {
             s.start(&mut j).await?;
         }
-        Ok(Response::new(info(&j, &caller.hotkey)))
+        Ok(Response::new(s.info(&j, &caller.hotkey)))
     }
 
     async fn job_status(
@@ -416,7 +459,7 @@ impl Validator for ValidatorService {
     ) -> Result<Response<JobInfo>, Status> {
         let caller = Caller::of(&req)?;
         let j = self.state.load(req.into_inner().job_id)?;
-        Ok(Response::new(info(&j, &caller.hotkey)))
+        Ok(Response::new(self.state.info(&j, &caller.hotkey)))
     }
 
     async fn report_job(
@@ -454,7 +497,7 @@ impl Validator for ValidatorService {
                 .await;
             j.miners = miners;
         }
-        Ok(Response::new(info(&j, &caller.hotkey)))
+        Ok(Response::new(s.info(&j, &caller.hotkey)))
     }
 
     async fn renew_job(&self, req: Request<RenewJobRequest>) -> Result<Response<JobInfo>, Status> {
@@ -464,7 +507,44 @@ impl Validator for ValidatorService {
         if extend {
             self.state.extend_reservations(&j);
         }
-        Ok(Response::new(info(&j, &caller.hotkey)))
+        Ok(Response::new(self.state.info(&j, &caller.hotkey)))
+    }
+
+    async fn report_samples(
+        &self,
+        req: Request<ReportSamplesRequest>,
+    ) -> Result<Response<ReportSamplesResponse>, Status> {
+        use crate::validator::verify::{JobFacts, ReportError};
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let s = &self.state;
+        let j = s.load(r.job_id)?;
+        if !j.peers.iter().any(|p| p == &caller.hotkey) {
+            return Err(Status::permission_denied(format!(
+                "{} is not a peer of job {}",
+                caller.hotkey, r.job_id
+            )));
+        }
+        let dtype = u8::try_from(j.dtype)
+            .ok()
+            .and_then(Dtype::from_code)
+            .ok_or_else(|| Status::internal(format!("job {} has dtype {}", j.job_id, j.dtype)))?;
+        let facts = JobFacts {
+            job: j.job_id,
+            peers: j.peers.clone(),
+            miners: j.miners.clone(),
+            dtype,
+        };
+        let (accepted, _) = s
+            .verifier
+            .report(&s.store, &facts, &caller.hotkey, &r, now_ms())
+            .map_err(|e| match e {
+                ReportError::Busy(_) => Status::resource_exhausted(e.to_string()),
+                ReportError::Store(e) => db(e),
+                ReportError::NotSampled(_) => Status::failed_precondition(e.to_string()),
+                e => Status::invalid_argument(e.to_string()),
+            })?;
+        Ok(Response::new(ReportSamplesResponse { accepted }))
     }
 
     async fn request_benchmark(

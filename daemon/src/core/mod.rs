@@ -2,6 +2,7 @@
 
 pub mod job;
 pub mod refusals;
+pub mod sample;
 pub mod scoring;
 pub mod shards;
 pub mod testhook;

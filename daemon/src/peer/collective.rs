@@ -9,11 +9,13 @@ use super::conn::{Conn, JoinTimes};
 use super::deadline::Deadline;
 use super::failover::{self, Aborts, Backup, LossKind};
 use super::progress::PeerProgress;
+use super::sample::{self, Received, Sent, ShardEvidence};
 use super::{Job, PeerError};
 use crate::core::traffic::FlowCounter;
 use crate::core::{Collective, Dtype, Op};
 use crate::wallet::Keypair;
 use crate::wire::dtype;
+use crate::wire::receipt::{self, SignedReceipt};
 use crate::wire::{HEADER_LEN, Header, Kind, checksum};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,8 @@ pub struct Peer {
     lost_miners: Vec<String>,
     /// The last operation moved a shard (its time says nothing of the links).
     failed_over: bool,
+    /// Evidence for live-job verification, until the session takes it.
+    evidence: Vec<ShardEvidence>,
 }
 
 /// What went wrong in an operation. A reader's error is the cause (the relay's own report, or
@@ -129,11 +133,17 @@ impl Peer {
             failovers: Vec::new(),
             lost_miners: Vec::new(),
             failed_over: false,
+            evidence: Vec::new(),
         })
     }
 
     pub fn job(&self) -> &Job {
         &self.job
+    }
+
+    /// The peer's hotkey pair.
+    pub fn key(&self) -> &Keypair {
+        &self.key
     }
 
     /// Counts this peer's bytes and block times into `p` from now on.
@@ -226,6 +236,7 @@ impl Peer {
         let failure = Failure::default();
         let aborts = Aborts::new(&self.conns);
         let lost = Mutex::new(Vec::new());
+        let evidence = Mutex::new(Vec::new());
         let op = Operation {
             job: &self.job,
             key: &self.key,
@@ -235,6 +246,7 @@ impl Peer {
             progress: self.progress.as_deref(),
             aborts: &aborts,
             lost: &lost,
+            evidence: &evidence,
         };
         std::thread::scope(|s| {
             for ((conn, shard), failovers) in self
@@ -264,6 +276,8 @@ impl Peer {
             }
         });
         let lost = lost.into_inner().unwrap_or_else(|p| p.into_inner());
+        self.evidence
+            .extend(evidence.into_inner().unwrap_or_else(|p| p.into_inner()));
         self.failed_over |= !lost.is_empty();
         for m in lost {
             if !self.lost_miners.contains(&m) {
@@ -281,6 +295,12 @@ impl Peer {
     pub fn lost_miners(&self) -> &[String] {
         &self.lost_miners
     }
+
+    /// The evidence of the operations since the last call (one per shard per operation), for
+    /// the validator's live-job verification.
+    pub fn take_evidence(&mut self) -> Vec<ShardEvidence> {
+        std::mem::take(&mut self.evidence)
+    }
 }
 
 /// How long a peer that saw its miner go silent waits before dropping its other connections.
@@ -296,6 +316,7 @@ struct Operation<'a> {
     progress: Option<&'a PeerProgress>,
     aborts: &'a Aborts,
     lost: &'a Mutex<Vec<String>>,
+    evidence: &'a Mutex<Vec<ShardEvidence>>,
 }
 
 impl Operation<'_> {
@@ -391,31 +412,90 @@ impl Operation<'_> {
         let flow = super::traffic::flow(job, conn.shard);
         let flow_rx = flow.clone();
         let progress = self.progress;
+        let blocks = conn.plan.blocks();
+        let mut sent = Sent::new(&job.sample, seq, conn.shard as u32, blocks);
+        let mut received = Received::new(&job.sample, seq, conn.shard as u32, blocks);
+        let mut receipt = None;
         std::thread::scope(|s| {
             let (tx, rx) = mpsc::channel::<&mut [f32]>();
             let failure = &failure;
+            let (sent, received, receipt) = (&mut sent, &mut received, &mut receipt);
             s.spawn(move || {
                 let count = Count(progress, flow.as_deref());
-                if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count) {
+                if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count, sent) {
                     Failure::record(&failure.writer, e);
                 }
             });
             s.spawn(move || {
                 let count = Count(progress, flow_rx.as_deref());
-                if let Err(e) = recv_shard(job, conn, c, seq, rx, count) {
-                    // A dead connection also blocks our writer: unblock it. A relay's report
-                    // is followed by the relay closing, which unblocks it anyway.
-                    if failover::is_miner_failure(&e) {
-                        conn.abort();
+                match recv_shard(job, conn, c, seq, rx, count, received) {
+                    Ok(r) => *receipt = r,
+                    Err(e) => {
+                        // A dead connection also blocks our writer: unblock it. A relay's report
+                        // is followed by the relay closing, which unblocks it anyway.
+                        if failover::is_miner_failure(&e) {
+                            conn.abort();
+                        }
+                        Failure::record(&failure.reader, e);
                     }
-                    Failure::record(&failure.reader, e);
                 }
             });
         });
-        match failure.into_error() {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = failure.into_error() {
+            return Err(e);
         }
+        if let Some(r) = receipt {
+            self.keep_evidence(conn, r, sent, received);
+        }
+        Ok(())
+    }
+
+    /// Checks a shard's receipt against what this peer saw and keeps it with the samples. A
+    /// receipt that does not cover what was sent and received is the miner's fault: the miner
+    /// is reported as failed in this job and its evidence is not used.
+    fn keep_evidence(&self, conn: &Conn, r: SignedReceipt, sent: Sent, received: Received) {
+        let (job, seq, shard) = (self.job, self.seq, conn.shard as u32);
+        let miner = self.miner_hotkey(conn.shard, 0);
+        if let Err(why) = sample::check_receipt(
+            &r,
+            job.id,
+            seq,
+            shard,
+            job.rank,
+            &sent.checksums,
+            &received.checksums,
+        ) {
+            tracing::warn!(
+                job = job.id,
+                shard,
+                seq,
+                "{}: bad receipt: {why}",
+                conn.name
+            );
+            self.lost
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(miner);
+            return;
+        }
+        if !job.sample.is_on() {
+            return;
+        }
+        let (inputs, outputs) = (sent.checksums.clone(), received.checksums.clone());
+        let ev = ShardEvidence {
+            shard,
+            seq,
+            collective: self.c,
+            miner,
+            receipt: r,
+            inputs,
+            outputs,
+            samples: sample::samples(sent, received),
+        };
+        self.evidence
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ev);
     }
 }
 
@@ -433,6 +513,7 @@ fn send_shard<'a>(
     seq: u32,
     to_reader: mpsc::Sender<&'a mut [f32]>,
     count: Count<'_>,
+    sent: &mut Sent,
 ) -> Result<(), PeerError> {
     let plan = conn.plan;
     let blocks = plan.blocks();
@@ -455,6 +536,7 @@ fn send_shard<'a>(
                     &wire
                 }
             };
+            let sum = checksum(payload);
             let h = Header {
                 kind: Kind::Data,
                 dtype: Some(job.dtype),
@@ -463,9 +545,10 @@ fn send_shard<'a>(
                 block: b,
                 seq,
                 len: payload.len() as u32,
-                checksum: checksum(payload),
+                checksum: sum,
             };
             conn.send(&h, payload, &during(c, seq, b, blocks))?;
+            sent.on_block(b, payload, sum);
             count.sent(block.len(), HEADER_LEN + payload.len());
         }
         if c.receives(rank) && to_reader.send(block).is_err() {
@@ -476,7 +559,8 @@ fn send_shard<'a>(
     Ok(())
 }
 
-/// Receives the reduced blocks of one shard into the tensor.
+/// Receives the reduced blocks of one shard into the tensor, then the relay's receipt (`None`
+/// when the writer stopped first: its error says why).
 fn recv_shard(
     job: &Job,
     conn: &Conn,
@@ -484,12 +568,14 @@ fn recv_shard(
     seq: u32,
     from_writer: mpsc::Receiver<&mut [f32]>,
     count: Count<'_>,
-) -> Result<(), PeerError> {
-    if !c.receives(job.rank) {
-        return Ok(());
-    }
+    received: &mut Received,
+) -> Result<Option<SignedReceipt>, PeerError> {
     let plan = conn.plan;
-    let blocks = plan.blocks();
+    let blocks = if c.receives(job.rank) {
+        plan.blocks()
+    } else {
+        0
+    };
     let mut buf = Vec::new();
     for b in 0..blocks {
         let what = during(c, seq, b, blocks);
@@ -510,19 +596,51 @@ fn recv_shard(
         }
         let Ok(block) = from_writer.recv() else {
             // The writer failed before sending this block: its error says why.
-            return Ok(());
+            return Ok(None);
         };
         match job.dtype {
-            Dtype::F32 => conn.recv_payload(&h, dtype::f32_bytes_mut(block), &what)?,
+            Dtype::F32 => {
+                conn.recv_payload(&h, dtype::f32_bytes_mut(block), &what)?;
+                received.on_block(b, dtype::f32_bytes(block), h.checksum);
+            }
             d => {
                 buf.resize(want_len, 0);
                 conn.recv_payload(&h, &mut buf, &what)?;
+                received.on_block(b, &buf, h.checksum);
                 dtype::decode_into(&buf, d, block);
             }
         }
         count.received(block.len(), HEADER_LEN + want_len);
     }
-    Ok(())
+    recv_receipt(job, conn, c, seq, plan.blocks()).map(Some)
+}
+
+/// The relay's receipt that ends a shard's operation.
+fn recv_receipt(
+    job: &Job,
+    conn: &Conn,
+    c: Collective,
+    seq: u32,
+    blocks: u32,
+) -> Result<SignedReceipt, PeerError> {
+    use prost::Message;
+    let what = format!("waiting for the receipt of operation {seq} ({c}), {blocks} blocks");
+    let h = conn.recv_header(&what)?;
+    if h.kind != Kind::Receipt
+        || h.job != job.id
+        || h.shard != conn.shard as u32
+        || h.seq != seq
+        || h.len as usize > receipt::MAX_RECEIPT
+    {
+        return Err(conn.protocol(format!(
+            "sent {:?} job {} shard {} op {} ({} bytes) {what}",
+            h.kind, h.job, h.shard, h.seq, h.len
+        )));
+    }
+    let mut buf = vec![0u8; h.len as usize];
+    conn.recv_payload(&h, &mut buf, &what)?;
+    SignedReceipt::decode(buf.as_slice())
+        .map_err(|e| conn.protocol(format!("sent a malformed receipt ({e}) {what}")))
 }
 
 /// Where a shard's traffic is counted: the peer's progress (elements) and, when a daemon turned

@@ -190,6 +190,7 @@ mod tests {
             layout: Layout::new(30, &[1, 1, 1], 4).expect("layout"),
             deadline_floor: Duration::from_secs(1),
             ticket: SignedTicket::default(),
+            sample: Default::default(),
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Job {
     /// Floor of the per-block deadline.
     pub deadline_floor: Duration,
     pub ticket: SignedTicket,
+    /// Live-job verification: which blocks to keep for the validator (off unless the
+    /// validator's job response gave a seed; never in the ticket).
+    pub sample: crate::core::sample::SampleSpec,
 }
 
 impl Job {
@@ -46,6 +49,7 @@ impl Job {
             elements: v.ticket.elements,
             layout: v.layout,
             ticket,
+            sample: Default::default(),
         })
     }
 

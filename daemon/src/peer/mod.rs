@@ -25,6 +25,8 @@ pub mod failover;
 pub mod job;
 pub mod lease;
 pub mod progress;
+pub mod report;
+pub mod sample;
 pub mod session;
 pub mod traffic;
 

@@ -7,8 +7,10 @@
 //! job's miners.
 
 use super::lease::Lease;
+use super::report::Reporter;
 use super::{Job, Peer, PeerError};
 use crate::control::sign::{self, SignedChannel};
+use crate::core::sample::SampleSpec;
 use crate::core::{Dtype, Op, Version};
 use crate::wallet::Keypair;
 use mr_proto::v1::validator_client::ValidatorClient;
@@ -52,6 +54,28 @@ pub enum SessionError {
     Peer(#[from] PeerError),
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "job {job} was found corrupted by its validator ({checked} sampled blocks checked, {failed} failed): {verdict}"
+    )]
+    Corrupted {
+        job: u64,
+        checked: u64,
+        failed: u64,
+        verdict: String,
+    },
+}
+
+/// What the validator's live-job verification says of a job (see [`Session::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub job: u64,
+    /// Sampled blocks recomputed so far, and those that did not match.
+    pub checked: u64,
+    pub failed: u64,
+    /// Sampled blocks reported by some peers, waiting for the others.
+    pub pending: u64,
+    /// "" (nothing checked yet), "ok", "corrupted: ..." or "peer flagged: ...".
+    pub verdict: String,
 }
 
 /// Knobs of the rendezvous.
@@ -82,6 +106,10 @@ pub struct Session {
     peer: Peer,
     reported: bool,
     lease: Lease,
+    /// Sends live-job evidence in the background (started with the first evidence).
+    reporter: Option<Reporter>,
+    validator: ValidatorAddr,
+    call_timeout: Duration,
 }
 
 fn refused(call: &'static str) -> impl Fn(tonic::Status) -> SessionError {
@@ -111,6 +139,7 @@ struct Rendezvous {
     rt: tokio::runtime::Runtime,
     client: ValidatorClient<SignedChannel>,
     opts: SessionOptions,
+    validator: ValidatorAddr,
 }
 
 impl Rendezvous {
@@ -139,6 +168,7 @@ impl Rendezvous {
             rt,
             client: ValidatorClient::new(ch),
             opts,
+            validator: validator.clone(),
         })
     }
 
@@ -189,7 +219,11 @@ impl Rendezvous {
                 reason: "the validator sent no ticket".into(),
             });
         };
-        let job = Job::from_ticket(ticket, rank)?;
+        let mut job = Job::from_ticket(ticket, rank)?;
+        job.sample = SampleSpec {
+            seed: info.sample_seed,
+            ppm: info.sample_ppm.min(crate::core::sample::PPM),
+        };
         let peer = Peer::connect(job, key)?;
         Ok(Session {
             rt: self.rt,
@@ -197,6 +231,9 @@ impl Rendezvous {
             peer,
             reported: false,
             lease,
+            reporter: None,
+            validator: self.validator,
+            call_timeout: self.opts.call_timeout,
         })
     }
 
@@ -346,6 +383,7 @@ impl Session {
         if let Err(e) = &r {
             self.report(false, &e.to_string());
         }
+        self.ship_evidence();
         r
     }
 
@@ -355,7 +393,71 @@ impl Session {
         if let Err(e) = &r {
             self.report(false, &e.to_string());
         }
+        self.ship_evidence();
         r
+    }
+
+    /// Queues the last operations' evidence for the background sender.
+    fn ship_evidence(&mut self) {
+        let ev = self.peer.take_evidence();
+        if ev.is_empty() {
+            return;
+        }
+        let job = self.job_id();
+        let reporter = self.reporter.get_or_insert_with(|| {
+            Reporter::start(
+                self.validator.clone(),
+                self.peer.key().clone(),
+                self.call_timeout,
+            )
+        });
+        for e in ev {
+            reporter.send(job, e);
+        }
+    }
+
+    /// Live-job verification: sends this peer's evidence still queued, then asks the validator
+    /// what it found, waiting up to `wait` for the blocks other peers have not reported yet.
+    /// A job found corrupted is an error naming the miner, shard and block.
+    pub fn verify(&mut self, wait: Duration) -> Result<Verification, SessionError> {
+        let start = Instant::now();
+        if let Some(r) = &self.reporter {
+            r.flush(wait);
+        }
+        let job_id = self.job_id();
+        loop {
+            let r = self.rt.block_on(self.client.job_status(JobStatusRequest {
+                version: v(),
+                job_id,
+            }));
+            let info = match r {
+                Ok(r) => r.into_inner(),
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                    std::thread::sleep(RATE_LIMITED_PAUSE);
+                    continue;
+                }
+                Err(s) => return Err(refused("JobStatus")(s)),
+            };
+            let v = Verification {
+                job: job_id,
+                checked: info.samples_checked,
+                failed: info.samples_failed,
+                pending: info.samples_pending,
+                verdict: info.verdict,
+            };
+            if v.verdict.starts_with("corrupted") {
+                return Err(SessionError::Corrupted {
+                    job: job_id,
+                    checked: v.checked,
+                    failed: v.failed,
+                    verdict: v.verdict,
+                });
+            }
+            if v.pending == 0 || start.elapsed() >= wait {
+                return Ok(v);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// When the job's lease expires at the validator (unix ms); collectives renew it.

@@ -81,7 +81,15 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
     );
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(writer(Arc::clone(&cell), rank, wr, rx, Arc::clone(&flow)));
+    let key = relay.receipt_key();
+    let writer = tokio::spawn(writer(
+        Arc::clone(&cell),
+        rank,
+        wr,
+        rx,
+        Arc::clone(&flow),
+        key,
+    ));
     if cell.join(rank, tx).is_ok() {
         tracing::debug!(job = cell.key.0, shard, rank, %addr, "peer joined");
         reader(&cell, rank, &mut frames, &flow).await;
@@ -143,6 +151,21 @@ async fn write_frame(
     Ok(())
 }
 
+/// Signs a receipt with the miner's key (unsigned for a relay without one) and sends it.
+async fn write_receipt(
+    wr: &mut (impl AsyncWrite + Unpin),
+    r: &crate::wire::receipt::ShardReceipt,
+    key: Option<&crate::wallet::Keypair>,
+) -> std::io::Result<()> {
+    use prost::Message;
+    let signed = crate::wire::receipt::seal(r.clone(), key).map_err(std::io::Error::other)?;
+    let payload = signed.encode_to_vec();
+    let mut h = Header::for_payload(Kind::Receipt, r.job_id, &payload);
+    h.shard = r.shard;
+    h.seq = r.seq;
+    write_frame(wr, &h, &payload).await
+}
+
 async fn reader(
     cell: &Arc<JobCell>,
     rank: u32,
@@ -189,7 +212,7 @@ async fn reader(
             Some(Ok(frame)) => {
                 flow.add_in((HEADER_LEN + frame.payload.len()) as u64);
                 let end = frame.header.kind == Kind::End;
-                if cell.apply(|m| m.on_frame(rank, frame)).is_err() || end {
+                if cell.on_frame(rank, frame).is_err() || end {
                     return;
                 }
             }
@@ -203,6 +226,7 @@ async fn writer(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
     flow: Arc<FlowCounter>,
+    key: Option<Arc<crate::wallet::Keypair>>,
 ) {
     let (job, shard) = cell.key;
     let (dtype, who) = {
@@ -234,6 +258,7 @@ async fn writer(
                     };
                     write_frame(&mut wr, &h, &b.payload).await
                 }
+                Out::Receipt(r) => write_receipt(&mut wr, r, key.as_deref()).await,
             }
         };
         let res = tokio::time::timeout(cell.deadline, write).await;

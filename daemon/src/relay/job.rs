@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Out {
     Welcome,
     Block(Arc<OutBlock>),
+    /// The end of this shard's operation: the writer signs and sends it (`relay::receipt`).
+    Receipt(crate::wire::receipt::ShardReceipt),
 }
 
 /// A block on its way to its recipients.
@@ -44,6 +46,8 @@ pub struct Inner {
     pub machine: Machine,
     writers: Vec<Option<mpsc::UnboundedSender<Out>>>,
     pub last_progress: Instant,
+    /// Checksums of the running operation, for its receipts.
+    ledger: super::receipt::Ledger,
 }
 
 /// A job's shard on this relay.
@@ -77,6 +81,7 @@ impl JobCell {
                 machine,
                 writers: vec![None; p],
                 last_progress: Instant::now(),
+                ledger: Default::default(),
             }),
             progress: watch::channel(0).0,
             cancel: CancellationToken::new(),
@@ -117,6 +122,23 @@ impl JobCell {
             let events = g.machine.join(rank)?;
             if let Some(w) = g.writers.get_mut(rank as usize) {
                 *w = Some(tx);
+            }
+            Ok(events)
+        })
+    }
+
+    /// Feeds one frame of `rank` to the machine; an accepted data block goes into the ledger of
+    /// the operation's receipts (under the same lock, so before the operation can end).
+    pub fn on_frame(self: &Arc<Self>, rank: u32, frame: crate::wire::Frame) -> Result<(), Fault> {
+        let h = frame.header;
+        let begin = (h.kind == crate::wire::Kind::Begin).then(|| frame.payload.clone());
+        self.apply_inner(|g| {
+            let events = g.machine.on_frame(rank, frame)?;
+            let p = g.machine.params().p() as usize;
+            match (h.kind, begin) {
+                (crate::wire::Kind::Data, _) => g.ledger.input(p, h.seq, rank, h.checksum),
+                (_, Some(c)) => g.ledger.begin(p, h.seq, &c),
+                _ => {}
             }
             Ok(events)
         })
@@ -182,11 +204,16 @@ impl JobCell {
                     checksum,
                 } => {
                     #[cfg(feature = "dishonest-relay")]
-                    let (payload, checksum, honest) =
-                        match super::dishonest::tamper(block, payload.clone(), checksum) {
-                            Some((p, c)) => (p, c, true),
-                            None => (payload, checksum, false),
-                        };
+                    let (payload, checksum, honest) = match super::dishonest::tamper_in(
+                        g.machine.params(),
+                        seq,
+                        block,
+                        payload.clone(),
+                        checksum,
+                    ) {
+                        Some((p, c)) => (p, c, true),
+                        None => (payload, checksum, false),
+                    };
                     let out = Arc::new(OutBlock {
                         seq,
                         block,
@@ -200,6 +227,8 @@ impl JobCell {
                         dropped.push(out);
                         continue;
                     }
+                    let p = g.machine.params().p() as usize;
+                    g.ledger.output(p, seq, skip, checksum);
                     for (rank, w) in g.writers.iter().enumerate() {
                         if skip == Some(rank as u32) {
                             continue;
@@ -213,7 +242,17 @@ impl JobCell {
                     }
                     dropped.push(out);
                 }
-                Event::OpDone { .. } | Event::Finished => {}
+                Event::OpDone { seq } => {
+                    let params = g.machine.params();
+                    let (p, blocks) = (params.p() as usize, params.plan.blocks());
+                    let receipts = g.ledger.finish(p, self.key.0, seq, self.key.1, blocks);
+                    for (w, r) in g.writers.iter().zip(receipts) {
+                        if let Some(w) = w {
+                            let _ = w.send(Out::Receipt(r));
+                        }
+                    }
+                }
+                Event::Finished => {}
             }
         }
     }

@@ -646,5 +646,15 @@ fn finish(acc: Acc, op: Op, p: u32, dt: Dtype) -> Bytes {
     }
 }
 
+/// The result block the relay sends for these contributions (in rank order): the same fold and
+/// finish as a running job, for the validator's recomputation of sampled blocks.
+pub fn reduce_block(inputs: &[Bytes], op: Op, dt: Dtype) -> Bytes {
+    let mut acc = Acc::Empty;
+    for x in inputs {
+        fold(&mut acc, x.clone(), dt);
+    }
+    finish(acc, op, inputs.len() as u32, dt)
+}
+
 #[cfg(test)]
 mod tests;

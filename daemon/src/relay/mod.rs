@@ -12,6 +12,7 @@ pub mod dishonest;
 pub mod job;
 pub mod limits;
 pub mod machine;
+pub mod receipt;
 pub mod server;
 
 pub use budget::{Budget, BudgetError, Reservation};

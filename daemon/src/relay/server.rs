@@ -90,6 +90,9 @@ pub struct Relay {
     pub traffic: crate::core::traffic::Traffic,
     jobs: Mutex<HashMap<(u64, u32), Arc<JobCell>>>,
     per_ip: Arc<super::limits::PerIp>,
+    /// Signs end-of-shard receipts (the miner's hotkey); unset for a standalone relay, whose
+    /// receipts go unsigned.
+    receipt_key: std::sync::OnceLock<Arc<crate::wallet::Keypair>>,
 }
 
 /// A job as the relay holds it, for the admin API.
@@ -128,7 +131,17 @@ impl Relay {
             options,
             jobs: Mutex::new(HashMap::new()),
             per_ip: Arc::default(),
+            receipt_key: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Signs this relay's receipts with `key` from now on (the first call wins).
+    pub fn set_receipt_key(&self, key: Arc<crate::wallet::Keypair>) {
+        let _ = self.receipt_key.set(key);
+    }
+
+    pub fn receipt_key(&self) -> Option<Arc<crate::wallet::Keypair>> {
+        self.receipt_key.get().cloned()
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u32), Arc<JobCell>>> {

@@ -139,6 +139,17 @@ pub fn window_parts(
             reason: format!("failed in job {job}: {reason}"),
         });
     }
+    // A miner caught returning a wrong result in a live job (a sampled block recomputed by this
+    // validator, see `verify`) scores 0 for the window, like a wrong benchmark result.
+    for (miner, job, reason) in store.corruptions_since(since)? {
+        by_miner.entry(miner).or_default().push(Sample {
+            outcome: SampleOutcome::WrongResult,
+            upload_bytes_per_s: 0.0,
+            download_bytes_per_s: 0.0,
+            latency_ms: 0.0,
+            reason: format!("corrupted live job {job}: {reason}"),
+        });
+    }
     let inputs: Vec<MinerInput> = miners
         .iter()
         .map(|m| MinerInput {

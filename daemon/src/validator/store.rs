@@ -93,6 +93,7 @@ impl Store {
             .map_err(open)?;
         conn.execute_batch(SCHEMA).map_err(open)?;
         conn.execute_batch(super::records::SCHEMA).map_err(open)?;
+        conn.execute_batch(super::verify::SCHEMA).map_err(open)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

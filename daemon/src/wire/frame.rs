@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  0  magic    "MRDP"
-//!  4  version  u8   (2)
+//!  4  version  u8   (3)
 //!  5  kind     u8   (Kind)
 //!  6  dtype    u8   (Dtype code; 0 when the payload is not tensor data)
 //!  7  flags    u8   (0; reserved)
@@ -19,8 +19,9 @@ use crate::core::Dtype;
 
 pub const MAGIC: [u8; 4] = *b"MRDP";
 /// 2: a ticket's `block_elems` counts 4-byte units, so a 16-bit block carries twice the elements
-/// of an f32 block (version 1 counted elements). Mixed versions are refused at the first frame.
-pub const VERSION: u8 = 2;
+/// of an f32 block (version 1 counted elements). 3: relays end every shard of every operation
+/// with a `Receipt` frame to each peer. Mixed versions are refused at the first frame.
+pub const VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 40;
 
 /// What a frame carries.
@@ -40,6 +41,11 @@ pub enum Kind {
     Error = 6,
     /// Peer → relay: this peer leaves the job cleanly.
     End = 7,
+    /// Relay → peer, after the last block of a shard of an operation has gone to every peer:
+    /// the relay's signed receipt for this peer (protobuf `SignedReceipt`, see
+    /// [`super::receipt`]); `seq` and `shard` name what it covers. Also tells the source of a
+    /// broadcast that its shard was delivered.
+    Receipt = 8,
 }
 
 impl Kind {
@@ -52,6 +58,7 @@ impl Kind {
             5 => Kind::Result,
             6 => Kind::Error,
             7 => Kind::End,
+            8 => Kind::Receipt,
             _ => return None,
         })
     }

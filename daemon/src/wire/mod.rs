@@ -7,6 +7,7 @@ pub mod frame;
 pub mod handshake;
 pub mod io;
 pub mod reader;
+pub mod receipt;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 

@@ -104,6 +104,7 @@ async fn main(
         .unwrap_or(cfg.relay.ip);
     let relay_address = SocketAddr::new(relay_ip, relay_port).to_string();
     let relay = Relay::new(options);
+    relay.set_receipt_key(Arc::clone(&node.key));
     tokio::spawn(Arc::clone(&relay).serve(relay_listener));
 
     let axon = node::bind_axon(cfg).await?;

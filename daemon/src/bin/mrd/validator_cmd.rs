@@ -80,6 +80,7 @@ async fn main(
             spares: cfg.validator.spares,
         },
     );
+    state.set_sample_rate(cfg.validator.sample_rate);
     let scoring = ScoringOptions::from_config(&cfg.validator);
     if scoring.benchmark_hotkeys.len() < 3 {
         tracing::warn!(
