@@ -302,10 +302,9 @@ impl Session {
         let inner = &self.inner;
         let v = py.detach(|| {
             let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
-            match g.session.as_mut() {
-                Some(s) => Some(s.verify(Duration::from_secs_f64(timeout))),
-                None => None,
-            }
+            g.session
+                .as_mut()
+                .map(|s| s.verify(Duration::from_secs_f64(timeout)))
         });
         let v = match v {
             None => return Err(errors::Closed::new_err("the session is closed")),
