@@ -41,7 +41,7 @@ fn is_bench_job(peers: &[String]) -> bool {
 /// Which blocks `CorruptClients` corrupts: about one in 50, by a hash of where the block is.
 fn one_in_50(job: u64, shard: u32, seq: u32, block: u32) -> bool {
     let x = job ^ (u64::from(shard) << 48) ^ (u64::from(seq) << 24) ^ u64::from(block);
-    checksum(&x.to_le_bytes()) % 50 == 0
+    checksum(&x.to_le_bytes()).is_multiple_of(50)
 }
 
 /// [`tamper`] for a block of the job with these parameters.
