@@ -567,7 +567,14 @@ pub struct JobDoc {
     pub created_at_ms: u64,
     pub finished_at_ms: u64,
     pub benchmark: bool,
+    /// Live-job verification: sampled blocks recomputed by the validator, those that did not
+    /// match, and the verdict ("" nothing checked yet, "ok", "corrupted: ...", "peer flagged: ...").
+    pub samples_checked: u64,
+    pub samples_failed: u64,
+    pub verdict: String,
 }
+
+pub use mrctl::tui::ui::fmt::verify_cell;
 
 #[derive(Debug, Serialize)]
 pub struct JobMinerDoc {
@@ -609,6 +616,9 @@ fn jobs_doc(l: &JobList) -> JobsDoc {
                 created_at_ms: j.created_at_ms,
                 finished_at_ms: j.finished_at_ms,
                 benchmark: j.benchmark,
+                samples_checked: j.samples_checked,
+                samples_failed: j.samples_failed,
+                verdict: j.verdict.clone(),
             })
             .collect(),
     }
@@ -632,6 +642,7 @@ pub fn jobs_table(l: &JobList, now: u64, width: usize) -> String {
         ("miners", true, false),
         ("size", false, true),
         ("created", false, false),
+        ("verified", false, false),
         ("reason", true, false),
     ]);
     for j in &l.jobs {
@@ -659,7 +670,12 @@ pub fn jobs_table(l: &JobList, now: u64, width: usize) -> String {
                 .join(" "),
             format!("{} {}", bytes(size), dtype(j.dtype)),
             ago(j.created_at_ms, now),
-            j.reason.clone(),
+            verify_cell(j),
+            if j.reason.is_empty() && j.samples_failed > 0 {
+                j.verdict.clone()
+            } else {
+                j.reason.clone()
+            },
         ]);
     }
     t.render(width)
@@ -886,13 +902,21 @@ mod tests {
                 elements: 4 << 20,
                 dtype: 1,
                 created_at_ms: NOW - 30_000,
+                samples_checked: 397,
                 ..Default::default()
             }],
         };
         insta::assert_snapshot!("jobs", jobs_table(&j, NOW, 100));
+        let mut bad = j.jobs[0].clone();
+        bad.samples_failed = 1;
+        bad.verdict = "corrupted: miner M shard 2 op 0 block 53".into();
+        assert_eq!(verify_cell(&bad), "CORRUPTED (1/397)");
+        assert_eq!(verify_cell(&JobSummary::default()), "-");
         let doc = serde_json::to_value(jobs_doc(&j)).expect("json");
         assert_eq!(doc["jobs"][0]["state"], "done");
         assert_eq!(doc["jobs"][0]["miners"][0]["spare"], false);
         assert_eq!(doc["jobs"][0]["miners"][1]["spare"], true);
+        assert_eq!(doc["jobs"][0]["samples_checked"], 397);
+        assert_eq!(doc["jobs"][0]["verdict"], "");
     }
 }

@@ -271,6 +271,18 @@ fn jobs() -> Vec<JobSummary> {
                 NOW_MS - 20_000 - i * 90_000
             },
             benchmark: i % 3 == 0,
+            // Live-job verification of the training jobs: one clean, one caught.
+            samples_checked: match i {
+                2 => 397,
+                5 => 384,
+                _ => 0,
+            },
+            samples_failed: if i == 5 { 1 } else { 0 },
+            verdict: match i {
+                2 => "ok".to_string(),
+                5 => "corrupted: miner uid 2 shard 1 op 0 block 53".to_string(),
+                _ => String::new(),
+            },
         })
         .collect()
 }

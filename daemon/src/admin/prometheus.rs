@@ -278,6 +278,19 @@ async fn fill(ctx: &AdminContext, totals: &Totals, reg: &mut Registry) {
                 f64::from(v.miners_reachable),
             );
             counter(reg, "benchmarks", "Benchmarks reported", v.benchmarks_total);
+            use crate::validator::verify::{SAMPLES_CHECKED, SAMPLES_FAILED};
+            counter(
+                reg,
+                "live_samples_checked",
+                "Sampled blocks of live jobs recomputed (live-job verification)",
+                SAMPLES_CHECKED.load(Ordering::Relaxed),
+            );
+            counter(
+                reg,
+                "live_samples_failed",
+                "Sampled blocks of live jobs that did not match (a miner or a peer flagged)",
+                SAMPLES_FAILED.load(Ordering::Relaxed),
+            );
             gauge(
                 reg,
                 "bots_known",

@@ -295,7 +295,15 @@ impl RoleData for ValidatorRole {
             .recent_jobs(recent)
             .map_err(db)?
             .iter()
-            .map(|j| job_summary(j, &uids))
+            .map(|j| {
+                let mut s = job_summary(j, &uids);
+                if let Ok(v) = self.store.job_verdict(j.job_id) {
+                    s.samples_checked = v.checked;
+                    s.samples_failed = v.failed;
+                    s.verdict = v.verdict;
+                }
+                s
+            })
             .collect();
         Ok(JobList { jobs })
     }

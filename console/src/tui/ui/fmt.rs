@@ -89,6 +89,25 @@ pub fn bar(fraction: f64, width: usize) -> String {
     out
 }
 
+/// A job's verification in a few words: "-", "ok (397)", "CORRUPTED (1/397)", "peer flagged (3/98)".
+pub fn verify_cell(j: &mr_proto::v1::JobSummary) -> String {
+    if j.samples_checked == 0 && j.verdict.is_empty() {
+        return "-".into();
+    }
+    let head = if j.verdict.starts_with("corrupted") {
+        "CORRUPTED"
+    } else if j.verdict.starts_with("peer flagged") {
+        "peer flagged"
+    } else {
+        "ok"
+    };
+    if j.samples_failed > 0 {
+        format!("{head} ({}/{})", j.samples_failed, j.samples_checked)
+    } else {
+        format!("{head} ({})", j.samples_checked)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

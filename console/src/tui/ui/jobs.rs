@@ -65,13 +65,30 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, d: &Daemon, theme: Theme) 
             } else {
                 j.name.clone()
             };
+            let verified = fmt::verify_cell(j);
+            let verified = if j.samples_failed > 0 {
+                Span::styled(verified, theme.error())
+            } else {
+                Span::raw(verified)
+            };
+            // Narrow screens have no verified column: a corrupted job's state says it instead.
+            let state_cell = if !wide && j.verdict.starts_with("corrupted") {
+                Span::styled("corrupt", theme.error())
+            } else {
+                state(j, theme)
+            };
             let mut cells = vec![
                 Cell::from(j.job_id.to_string()),
                 Cell::from(name),
-                Cell::from(state(j, theme)),
+                Cell::from(state_cell),
+            ];
+            if wide {
+                cells.push(Cell::from(verified));
+            }
+            cells.extend([
                 Cell::from(j.world_size.to_string()),
                 Cell::from(j.miners.len().to_string()),
-            ];
+            ]);
             if wide {
                 cells.push(Cell::from(fmt::bytes(j.elements * dtype_size(j.dtype))));
             }
@@ -94,10 +111,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, d: &Daemon, theme: Theme) 
         Constraint::Length(5),
         Constraint::Length(if wide { 24 } else { 14 }),
         Constraint::Length(8),
-        Constraint::Length(5),
-        Constraint::Length(6),
     ];
-    let mut header = vec!["id", "name", "state", "peers", "miners"];
+    let mut header = vec!["id", "name", "state"];
+    if wide {
+        widths.push(Constraint::Length(18));
+        header.push("verified");
+    }
+    widths.extend([Constraint::Length(5), Constraint::Length(6)]);
+    header.extend(["peers", "miners"]);
     if wide {
         widths.push(Constraint::Length(9));
         header.push("tensor");
@@ -153,6 +174,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, d: &Daemon, theme: Theme) 
     ];
     if !j.reason.is_empty() {
         lines.push(Line::styled(j.reason.clone(), theme.error()));
+    }
+    if !j.verdict.is_empty() {
+        let style = if j.samples_failed > 0 {
+            theme.error()
+        } else {
+            Style::default()
+        };
+        lines.push(Line::from(vec![
+            Span::styled("verified ", theme.label()),
+            Span::styled(
+                format!("{} sampled blocks: {}", j.samples_checked, j.verdict),
+                style,
+            ),
+        ]));
     }
     frame.render_widget(
         Paragraph::new(lines)
