@@ -32,6 +32,8 @@ WARMUP=${WARMUP:-1}
 RING=${RING:-auto}
 MAX_BOUND_S=${MAX_BOUND_S:-0}
 NETEM=${NETEM:-}
+WINDOW=${WINDOW:-}
+BLOCK_KIB=${BLOCK_KIB:-}
 OUT=${OUT:-$(mktemp -d /tmp/wan-bench.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -122,8 +124,11 @@ relay() { # profile p mib dtype file
         rip+=("10.77.2.$((j + 1))")
         pns+=("$(lab_ns "p$j")")
     done
+    local knobs=()
+    [ -z "$WINDOW" ] || knobs+=(--window "$WINDOW")
+    [ -z "$BLOCK_KIB" ] || knobs+=(--block-kib "$BLOCK_KIB")
     "$MRCTL" bench local --mrd "$MRD" --peers "$p" --miners "$p" --mib "$mib" --dtype "$dtype" \
-        --reps "$REPS" --warmup "$WARMUP" --no-broadcast --json \
+        --reps "$REPS" --warmup "$WARMUP" --no-broadcast --json "${knobs[@]}" \
         --relay-netns "$(
             IFS=,
             echo "${rns[*]}"

@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod jobs;
 pub mod metrics;
 pub mod net;
+pub mod netns;
 pub mod proc;
 pub mod shared;
 
