@@ -4,23 +4,26 @@
 //! that nothing changed: the config file is byte-identical with no temp file left, and the daemon
 //! still answers the genuine token.
 //!
+//! Every refusal case shares one daemon (started once, killed by pid when the binary exits), one
+//! case at a time so each "nothing changed" check sees only its own call; the loose-token-file
+//! case starts its own, since the daemon must refuse to start.
+//!
 //! Needs `mrd` built beside `mrctl` (`cargo test --workspace` builds it; alone: `cargo build -p
 //! mapreduce --bin mrd`).
 
 use mapreduce::wallet::Wallet;
 use mr_proto::v1::admin_client::AdminClient;
 use mr_proto::v1::{ConfigSet, GetStatusRequest, UpdateConfigRequest, UpdateConfigResponse};
-use mr_testkit::{NodeConfig, Proc, field, mrctl};
+use mr_testkit::{NodeConfig, Proc, field, mrctl, shared};
 use mrctl::client::{Bearer, Target, channel};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tonic::Code;
 
 /// A running `mrd bench` and where its files are.
 struct Daemon {
-    _proc: Proc,
-    _dir: tempfile::TempDir,
     home: PathBuf,
     socket: String,
     token_file: PathBuf,
@@ -53,21 +56,31 @@ fn prepare() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, home, cfg)
 }
 
-fn start() -> Daemon {
-    let (dir, home, config) = prepare();
-    let mut p = Proc::mrd(&home, &config, &["bench"], &dir.path().join("bench1.log"));
-    let line = p.wait_line("bench ready");
-    let socket = field(&line, "admin");
-    let token_file = dir.path().join("run").join("bench1.token");
-    assert!(token_file.is_file(), "{line}");
-    Daemon {
-        _proc: p,
-        home,
-        socket,
-        token_file,
-        config,
-        _dir: dir,
-    }
+static DAEMON: OnceLock<Daemon> = OnceLock::new();
+/// One case at a time against the shared daemon.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The shared daemon (started by the first case) and the turn of the calling case.
+async fn start() -> (&'static Daemon, tokio::sync::MutexGuard<'static, ()>) {
+    let turn = ONE_AT_A_TIME.lock().await;
+    let d = DAEMON.get_or_init(|| {
+        let (dir, home, config) = prepare();
+        // The folder lives as long as the daemon (until the binary exits).
+        let dir = dir.keep();
+        let mut p = Proc::mrd(&home, &config, &["bench"], &dir.join("bench1.log"));
+        let line = p.wait_line("bench ready");
+        let socket = field(&line, "admin");
+        let token_file = dir.join("run").join("bench1.token");
+        assert!(token_file.is_file(), "{line}");
+        shared::keep(p);
+        Daemon {
+            home,
+            socket,
+            token_file,
+            config,
+        }
+    });
+    (d, turn)
 }
 
 fn token(d: &Daemon) -> String {
@@ -112,22 +125,22 @@ fn file_unchanged(d: &Daemon, before: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_is_refused() {
-    let d = start();
-    let mut c = AdminClient::new(raw_channel(&d).await);
+    let (d, _turn) = start().await;
+    let mut c = AdminClient::new(raw_channel(d).await);
     let e = c
         .get_status(GetStatusRequest {})
         .await
         .expect_err("refused");
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     assert!(e.message().contains("admin token"), "{}", e.message());
-    still_serves(&d).await;
+    still_serves(d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_is_refused() {
-    let d = start();
+    let (d, _turn) = start().await;
     let mut c = AdminClient::with_interceptor(
-        raw_channel(&d).await,
+        raw_channel(d).await,
         Bearer::new("0123456789abcdef0123456789abcdef").expect("bearer"),
     );
     let e = c
@@ -135,16 +148,16 @@ async fn wrong_token_is_refused() {
         .await
         .expect_err("refused");
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    still_serves(&d).await;
+    still_serves(d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn right_token_in_the_wrong_scheme_is_refused() {
-    let d = start();
+    let (d, _turn) = start().await;
     let basic: tonic::metadata::MetadataValue<_> =
-        format!("Basic {}", token(&d)).parse().expect("ascii");
+        format!("Basic {}", token(d)).parse().expect("ascii");
     let mut c =
-        AdminClient::with_interceptor(raw_channel(&d).await, move |mut r: tonic::Request<()>| {
+        AdminClient::with_interceptor(raw_channel(d).await, move |mut r: tonic::Request<()>| {
             r.metadata_mut().insert("authorization", basic.clone());
             Ok(r)
         });
@@ -153,15 +166,15 @@ async fn right_token_in_the_wrong_scheme_is_refused() {
         .await
         .expect_err("refused");
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    still_serves(&d).await;
+    still_serves(d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_prefix_is_refused() {
-    let d = start();
-    let t = token(&d);
+    let (d, _turn) = start().await;
+    let t = token(d);
     let mut c = AdminClient::with_interceptor(
-        raw_channel(&d).await,
+        raw_channel(d).await,
         Bearer::new(&t[..t.len() - 1]).expect("bearer"),
     );
     let e = c
@@ -169,7 +182,7 @@ async fn a_token_prefix_is_refused() {
         .await
         .expect_err("refused");
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    still_serves(&d).await;
+    still_serves(d).await;
 }
 
 #[test]
@@ -199,11 +212,11 @@ fn daemon_refuses_to_start_with_a_loose_token_file_and_says_why() {
     );
 }
 
-#[test]
-fn mrctl_refuses_a_loose_token_file_and_says_why() {
-    let d = start();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mrctl_refuses_a_loose_token_file_and_says_why() {
+    let (d, _turn) = start().await;
     let loose = d.home.join("loose.token");
-    std::fs::write(&loose, format!("{}\n", token(&d))).expect("token");
+    std::fs::write(&loose, format!("{}\n", token(d))).expect("token");
     std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let o = mrctl(
         &d.home,
@@ -263,30 +276,30 @@ fn set(key: &str, value: &str) -> UpdateConfigRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_with_a_value_out_of_range_changes_nothing() {
-    let d = start();
-    let why = refused_update(&d, set("bench.peers", "0")).await;
+    let (d, _turn) = start().await;
+    let why = refused_update(d, set("bench.peers", "0")).await;
     assert!(why.contains("bench.peers"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_with_an_unknown_key_changes_nothing() {
-    let d = start();
-    let why = refused_update(&d, set("bench.pears", "3")).await;
+    let (d, _turn) = start().await;
+    let why = refused_update(d, set("bench.pears", "3")).await;
     assert!(why.contains("pears"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_with_a_wrong_type_changes_nothing() {
-    let d = start();
-    let why = refused_update(&d, set("bench.mib", "\"lots\"")).await;
+    let (d, _turn) = start().await;
+    let why = refused_update(d, set("bench.mib", "\"lots\"")).await;
     assert!(why.contains("mib"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_with_malformed_toml_changes_nothing() {
-    let d = start();
+    let (d, _turn) = start().await;
     let why = refused_update(
-        &d,
+        d,
         UpdateConfigRequest {
             toml: "[bench\nmib = ".into(),
             ..Default::default()
@@ -298,9 +311,9 @@ async fn update_config_with_malformed_toml_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_replacing_the_file_with_garbage_changes_nothing() {
-    let d = start();
+    let (d, _turn) = start().await;
     let why = refused_update(
-        &d,
+        d,
         UpdateConfigRequest {
             replace: "this is ]] not toml".into(),
             ..Default::default()
@@ -312,30 +325,30 @@ async fn update_config_replacing_the_file_with_garbage_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_without_a_token_changes_nothing() {
-    let d = start();
+    let (d, _turn) = start().await;
     let before = std::fs::read(&d.config).expect("read");
-    let mut c = AdminClient::new(raw_channel(&d).await);
+    let mut c = AdminClient::new(raw_channel(d).await);
     let e = c
         .update_config(set("bench.mib", "8"))
         .await
         .expect_err("refused");
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    file_unchanged(&d, &before);
-    still_serves(&d).await;
+    file_unchanged(d, &before);
+    still_serves(d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_config_dry_run_changes_nothing() {
-    let d = start();
+    let (d, _turn) = start().await;
     let before = std::fs::read(&d.config).expect("read");
     let mut c = AdminClient::with_interceptor(
-        raw_channel(&d).await,
-        Bearer::new(&token(&d)).expect("bearer"),
+        raw_channel(d).await,
+        Bearer::new(&token(d)).expect("bearer"),
     );
     let mut req = set("bench.mib", "8");
     req.dry_run = true;
     let r = c.update_config(req).await.expect("dry run").into_inner();
     assert!(!r.applied, "{r:?}");
     assert!(r.diff.contains("mib"), "{r:?}");
-    file_unchanged(&d, &before);
+    file_unchanged(d, &before);
 }

@@ -45,6 +45,7 @@ const BURST: u32 = 10;
 struct Miner {
     axon: String,
     hotkey: String,
+    pid: u32,
 }
 
 /// What every test shares.
@@ -130,11 +131,9 @@ async fn start_net() -> Net {
             .write(&dir);
         let mut p = Proc::mrd(&home, &cfg, &["miner"], &dir.join(format!("{name}.log")));
         let line = p.wait_line("miner ready");
-        miners.push(Miner {
-            axon: field(&line, "axon"),
-            hotkey: field(&line, "hotkey"),
-        });
-        shared::keep(p);
+        let (axon, hotkey) = (field(&line, "axon"), field(&line, "hotkey"));
+        let pid = shared::keep(p);
+        miners.push(Miner { axon, hotkey, pid });
     }
     let netuid = dn.netuid;
     let DevNet { chain, .. } = dn;
@@ -257,6 +256,22 @@ fn accept_msg(job_id: u64) -> AcceptJobRequest {
 /// A job id no other test uses (the miner is shared).
 fn job_id(case: u64) -> u64 {
     0xA77A_0000_0000 + case
+}
+
+/// User + system CPU seconds of process `pid` so far (from /proc; 0 when unreadable).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    f.iter().sum::<f64>() / hz
 }
 
 async fn client(m: &Miner, key: &Keypair) -> MinerClient<SignedChannel> {
@@ -723,6 +738,9 @@ async fn load_signed_status_calls_at_a_fixed_rate_are_all_served() {
     // Its own registered hotkey, so the parallel tests' calls do not share its rate limit.
     let c = client(&n.open, &n.flooder).await;
     let total = rate * secs;
+    // CPU seconds of the miner and of this load generator: unlike latency, they do not depend on
+    // what else the machine runs.
+    let (miner_cpu0, own_cpu0) = (cpu_secs(n.open.pid), cpu_secs(std::process::id()));
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -747,15 +765,24 @@ async fn load_signed_status_calls_at_a_fixed_rate_are_all_served() {
             Err(e) => failed.push(e),
         }
     }
+    let miner_cpu = cpu_secs(n.open.pid) - miner_cpu0;
+    let own_cpu = cpu_secs(std::process::id()) - own_cpu0;
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(
-        "control load: {total} signed Status calls at {rate}/s (sent in {sent_in:.1} s), {} served, {} failed; latency p50 {:?} p99 {:?} max {:?}",
+        "control load: {total} signed Status calls at {rate}/s (sent in {sent_in:.1} s), {} served, {} failed; latency p50 {:?} p90 {:?} p99 {:?} max {:?}",
         lat.len(),
         failed.len(),
         pct(0.50),
+        pct(0.90),
         pct(0.99),
         lat.last().copied().unwrap_or_default()
+    );
+    println!(
+        "control load: CPU: miner {miner_cpu:.2} s ({:.0} µs per call), load generator {own_cpu:.2} s ({:.0} µs per call, signing included); load average {}",
+        miner_cpu * 1e6 / total as f64,
+        own_cpu * 1e6 / total as f64,
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     assert!(
         failed.is_empty(),
