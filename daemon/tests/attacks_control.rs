@@ -782,7 +782,9 @@ async fn load_signed_status_calls_at_a_fixed_rate_are_all_served() {
         "control load: CPU: miner {miner_cpu:.2} s ({:.0} µs per call), load generator {own_cpu:.2} s ({:.0} µs per call, signing included); load average {}",
         miner_cpu * 1e6 / total as f64,
         own_cpu * 1e6 / total as f64,
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     assert!(
         failed.is_empty(),
