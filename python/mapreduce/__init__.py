@@ -32,6 +32,7 @@ from . import _discovery
 from ._native import (
     Closed,
     ConnectError,
+    JobCorrupted,
     JobFailed,
     JobRefused,
     Key,
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectError",
     "JobRefused",
     "JobFailed",
+    "JobCorrupted",
     "MapReduceTimeout",
     "WalletError",
     "Closed",
@@ -259,6 +261,17 @@ class Peer:
         self._session(staged.n, staged.dtype).broadcast(staged.buf, src)
         staged.finish()
         return tensor
+
+    def verify(self, timeout: float = 10.0) -> list:
+        """Live-job verification: what the validator found in the sampled blocks of this
+        process group's jobs, one dict per job (``checked``, ``failed``, ``pending``,
+        ``verdict``). Raises ``JobCorrupted`` when a miner's result was found wrong."""
+        root = self._need_root()
+        out = [root.verify(timeout)]
+        for s in list(self._sessions.values()):
+            if s is not root and not s.closed:
+                out.append(s.verify(timeout))
+        return out
 
     def barrier(self) -> None:
         """Returns once every rank has called barrier."""

@@ -22,6 +22,10 @@ class MapReduceTimeout(MapReduceError):
 class WalletError(MapReduceError):
     """A wallet or hotkey could not be read."""
 
+class JobCorrupted(MapReduceError):
+    """Live-job verification found a miner's result wrong in this job (the message names the
+    miner, shard, operation and block)."""
+
 class Closed(MapReduceError):
     """The process group or session was already destroyed (or never initialised)."""
 
@@ -62,6 +66,9 @@ class Session:
         """Reduces a writable C-contiguous buffer (float32; float16 or int16-viewed bfloat16 for
         16-bit sessions) in place, GIL released."""
     def broadcast(self, tensor: Any, src: int = 0) -> None: ...
+    def verify(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Sends pending evidence, then asks the validator: ``job_id``, ``checked``, ``failed``,
+        ``pending``, ``verdict``. Raises JobCorrupted when a miner's result was found wrong."""
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...

@@ -62,6 +62,11 @@ pub struct LocalArgs {
     /// Skip the broadcast measurements.
     #[arg(long)]
     pub no_broadcast: bool,
+    /// Also run the all_reduce with live-job verification sampling at this rate (0 to 1; the
+    /// validator's default is 0.01), alternating with it off in every repetition, to measure
+    /// the overhead side by side. 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    pub sample_rate: f64,
     /// Run relay i inside network namespace i of this comma-separated list (`ip netns exec`;
     /// root). Used by scripts/bench/wan.sh to put each relay behind its own shaped link.
     #[arg(long, value_delimiter = ',', value_name = "NETNS")]
@@ -294,6 +299,9 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
     if a.mib.is_nan() || a.mib <= 0.0 {
         bail!("--mib must be above 0");
     }
+    if !(0.0..=1.0).contains(&a.sample_rate) {
+        bail!("--sample-rate must be 0 to 1 (a fraction of the blocks)");
+    }
     for (flag, n, want) in [
         ("--relay-netns", a.relay_netns.len(), a.miners),
         ("--relay-ip", a.relay_ip.len(), a.miners),
@@ -379,10 +387,20 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
         }
     }
 
-    let mut ops: Vec<(String, String, bool)> =
-        vec![(a.op.to_string(), format!("all_reduce({})", a.op), false)];
+    // (op, label, broadcast, sampling ppm)
+    let mut ops: Vec<(String, String, bool, u32)> =
+        vec![(a.op.to_string(), format!("all_reduce({})", a.op), false, 0)];
+    let ppm = mapreduce::core::sample::rate_to_ppm(a.sample_rate);
+    if ppm > 0 {
+        ops.push((
+            a.op.to_string(),
+            format!("  sampled {}", a.sample_rate),
+            false,
+            ppm,
+        ));
+    }
     if !a.no_broadcast {
-        ops.push(("broadcast".into(), "broadcast".into(), true));
+        ops.push(("broadcast".into(), "broadcast".into(), true, 0));
     }
     let total = u64::from((a.warmup + a.reps) * ops.len() as u32);
     let bar = if a.json {
@@ -399,7 +417,7 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
     let mut peer_cpu: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
     let mut reports: Vec<OpReport> = ops
         .iter()
-        .map(|(_, label, _)| OpReport {
+        .map(|(_, label, _, _)| OpReport {
             op: label.clone(),
             times_s: Vec::new(),
             median_s: 0.0,
@@ -412,11 +430,22 @@ pub fn local(a: &LocalArgs) -> anyhow::Result<Report> {
         })
         .collect();
     for rep in 0..a.warmup + a.reps {
-        for (i, (op, label, bcast)) in ops.iter().enumerate() {
+        for (i, (op, label, bcast, ppm)) in ops.iter().enumerate() {
             bar.set_message(format!(
                 "{} {label}",
                 if rep < a.warmup { "warm-up" } else { "rep" }
             ));
+            if a.sample_rate > 0.0 {
+                for p in &mut peers {
+                    p.send(&PeerCmd::Sample {
+                        seed: 0x5eed,
+                        ppm: *ppm,
+                    })?;
+                }
+                for p in &peers {
+                    p.recv(step)?;
+                }
+            }
             let src = if *bcast { rep % a.peers } else { 0 };
             for p in &mut peers {
                 p.send(&PeerCmd::Prepare {

@@ -30,6 +30,13 @@ pub enum Command {
         src: u32,
     },
     Go,
+    /// Live-job verification sampling for the next operations (ppm 0: off); answered `Ready`.
+    /// The peer keeps the sampled blocks and builds the validator's reports (then drops them:
+    /// there is no validator), so `mrctl bench local --sample-rate` measures the overhead.
+    Sample {
+        seed: u64,
+        ppm: u32,
+    },
     Quit,
 }
 

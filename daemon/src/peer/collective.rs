@@ -141,6 +141,11 @@ impl Peer {
         &self.job
     }
 
+    /// Live-job verification sampling for the next operations (see `core::sample`).
+    pub fn set_sample(&mut self, spec: crate::core::sample::SampleSpec) {
+        self.job.sample = spec;
+    }
+
     /// The peer's hotkey pair.
     pub fn key(&self) -> &Keypair {
         &self.key

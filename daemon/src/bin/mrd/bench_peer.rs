@@ -41,7 +41,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .context("decoding the ticket")?;
     let key = Keypair::from_seed_hex(&setup.secret_hex).context("the peer key")?;
     let job = Job::from_ticket(ticket, setup.rank)?;
-    let (peers, dtype, rank) = (job.peers, job.dtype, job.rank);
+    let (peers, dtype, rank, job_id) = (job.peers, job.dtype, job.rank, job.id);
     let mut data = vec![0f32; usize::try_from(job.elements)?];
     let mut peer: Option<Peer> = None;
     let mut pending: Option<Collective> = None;
@@ -85,6 +85,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     Collective::Broadcast { src } => p.broadcast(&mut data, src),
                 };
                 let secs = t.elapsed().as_secs_f64();
+                // The reports a session would send in the background: built (and their CPU
+                // counted) here, then dropped, as there is no validator.
+                for ev in p.take_evidence() {
+                    for req in mapreduce::peer::report::requests(job_id, &ev) {
+                        std::hint::black_box(req.encode_to_vec());
+                    }
+                }
                 let cpu_s = cpu_secs(me).map_or(0.0, |c| c - cpu0);
                 match r {
                     Ok(()) => {
@@ -104,6 +111,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
                         return Ok(ExitCode::FAILURE);
                     }
                 }
+            }
+            Command::Sample { seed, ppm } => {
+                let Some(p) = peer.as_mut() else {
+                    bail!("sample before connect");
+                };
+                p.set_sample(mapreduce::core::sample::SampleSpec { seed, ppm });
+                reply(&Reply::Ready)?;
             }
             Command::Quit => return Ok(ExitCode::SUCCESS),
         }
