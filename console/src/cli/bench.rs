@@ -50,8 +50,8 @@ pub struct LocalArgs {
     /// Untimed repetitions first.
     #[arg(long, default_value_t = 1)]
     pub warmup: u32,
-    /// Block size in KiB of f32.
-    #[arg(long, default_value_t = 1024)]
+    /// Block size in KiB of f32 (relay.block_kib's default: the size validators' tickets use).
+    #[arg(long, default_value_t = 256)]
     pub block_kib: u32,
     /// Relay window in blocks [default: relay.window_blocks].
     #[arg(long)]
