@@ -554,3 +554,188 @@ fn judge(key: BlockKey, b: Pending, dtype: Dtype, peers: &[String]) -> Check {
     }
     check
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::sample::PPM;
+    use crate::wallet::Keypair;
+    use crate::wire::dtype::f32_bytes;
+    use crate::wire::receipt::{digest, seal};
+    use mr_proto::v1::SampleBlock;
+
+    const JOB: u64 = 77;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Store,
+        miner: Keypair,
+        peers: Vec<Keypair>,
+        facts: JobFacts,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("v.sqlite")).expect("store");
+        store
+            .put_sample_spec(JOB, SampleSpec { seed: 5, ppm: PPM })
+            .expect("spec");
+        let miner = Keypair::from_mini_secret(&[1; 32]).expect("key");
+        let peers: Vec<Keypair> = (2..4u8)
+            .map(|i| Keypair::from_mini_secret(&[i; 32]).expect("key"))
+            .collect();
+        let facts = JobFacts {
+            job: JOB,
+            peers: peers.iter().map(|k| k.ss58_address().to_string()).collect(),
+            miners: vec![miner.ss58_address().to_string()],
+            dtype: Dtype::F32,
+        };
+        World {
+            _dir: dir,
+            store,
+            miner,
+            peers,
+            facts,
+        }
+    }
+
+    /// Rank `rank`'s report of a one-block shard: it sent `input`, received `output`; the miner
+    /// signed for `signed_input` (what it really got).
+    fn report(w: &World, rank: u32, signed_input: &[f32], input: &[f32], output: &[f32]) -> ReportSamplesRequest {
+        let (i, o) = (
+            vec![checksum(f32_bytes(signed_input))],
+            vec![checksum(f32_bytes(output))],
+        );
+        let r = ShardReceipt {
+            job_id: JOB,
+            seq: 0,
+            shard: 0,
+            rank,
+            blocks: 1,
+            input_digest: digest(&i),
+            output_digest: digest(&o),
+            miner: String::new(),
+            inputs: 1,
+            outputs: 1,
+            collective: Collective::AllReduce(Op::Sum).encode().to_vec(),
+        };
+        let piece = |input: bool, bytes: &[u8]| SampleBlock {
+            block: 0,
+            input: if input { bytes.to_vec() } else { Vec::new() },
+            output: if input { Vec::new() } else { bytes.to_vec() },
+            offset: 0,
+            total: bytes.len() as u32,
+        };
+        ReportSamplesRequest {
+            version: None,
+            job_id: JOB,
+            receipt: Some(seal(r, Some(&w.miner)).expect("seal")),
+            input_checksums: i,
+            output_checksums: o,
+            samples: vec![piece(true, f32_bytes(input)), piece(false, f32_bytes(output))],
+        }
+    }
+
+    fn send(w: &World, v: &Verifier, rank: u32, r: &ReportSamplesRequest) -> Vec<Check> {
+        let who = w.peers[rank as usize].ss58_address().to_string();
+        v.report(&w.store, &w.facts, &who, r, 1).expect("accepted").1
+    }
+
+    #[test]
+    fn an_honest_block_passes_and_a_wrong_result_names_the_miner() {
+        let w = world();
+        let v = Verifier::default();
+        let (a, b) = ([1.0f32, 2.0], [3.0f32, 4.0]);
+        let good = [4.0f32, 6.0];
+        assert!(send(&w, &v, 0, &report(&w, 0, &a, &a, &good)).is_empty());
+        assert_eq!(v.pending(JOB), 1);
+        let done = send(&w, &v, 1, &report(&w, 1, &b, &b, &good));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].verdict, Verdict::Ok, "{done:?}");
+        assert_eq!(v.pending(JOB), 0);
+        assert_eq!(w.store.job_verdict(JOB).expect("v").verdict, "ok");
+
+        // Another operation's block, summed wrong by the miner.
+        let w = world();
+        let v = Verifier::default();
+        let bad = [4.0f32, 7.0];
+        send(&w, &v, 0, &report(&w, 0, &a, &a, &bad));
+        let done = send(&w, &v, 1, &report(&w, 1, &b, &b, &bad));
+        assert_eq!(done[0].verdict, Verdict::Miner, "{done:?}");
+        assert_eq!(done[0].culprit, w.miner.ss58_address());
+        assert!(done[0].reason.contains("block 0"), "{}", done[0].reason);
+        let jv = w.store.job_verdict(JOB).expect("v");
+        assert!(jv.verdict.starts_with("corrupted: miner"), "{jv:?}");
+        assert_eq!(w.store.corruptions_since(0).expect("c").len(), 1);
+    }
+
+    #[test]
+    fn a_fabricated_input_flags_the_peer_not_the_miner() {
+        let w = world();
+        let v = Verifier::default();
+        let (a, b) = ([1.0f32, 2.0], [3.0f32, 4.0]);
+        let good = [4.0f32, 6.0];
+        // Rank 0 sent `a` but claims it sent something else: the result looks wrong for it.
+        let lie = report(&w, 0, &a, &[1.0, 3.0], &good);
+        let done = send(&w, &v, 0, &lie);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].verdict, Verdict::Peer);
+        assert_eq!(done[0].culprit, w.peers[0].ss58_address());
+        send(&w, &v, 1, &report(&w, 1, &b, &b, &good));
+        assert!(w.store.corruptions_since(0).expect("c").is_empty());
+        assert!(
+            w.store
+                .job_verdict(JOB)
+                .expect("v")
+                .verdict
+                .starts_with("peer flagged")
+        );
+    }
+
+    #[test]
+    fn bad_reports_are_refused_whole() {
+        let w = world();
+        let v = Verifier::default();
+        let a = [1.0f32, 2.0];
+        let who0 = w.peers[0].ss58_address().to_string();
+        // Rank 0's report sent by rank 1.
+        let r = report(&w, 0, &a, &a, &a);
+        let who1 = w.peers[1].ss58_address().to_string();
+        assert!(v.report(&w.store, &w.facts, &who1, &r, 1).is_err());
+        // Checksum lists that are not the ones signed.
+        let mut r = report(&w, 0, &a, &a, &a);
+        r.input_checksums[0] ^= 1;
+        assert!(matches!(
+            v.report(&w.store, &w.facts, &who0, &r, 1),
+            Err(ReportError::Receipt(_))
+        ));
+        // An unsigned receipt.
+        let mut r = report(&w, 0, &a, &a, &a);
+        let mut body = receipt::open(r.receipt.as_ref().expect("r")).expect("open");
+        body.miner.clear();
+        r.receipt = Some(seal(body, None).expect("seal"));
+        assert!(v.report(&w.store, &w.facts, &who0, &r, 1).is_err());
+        // A receipt by someone who is not a miner of the job.
+        let mut r = report(&w, 0, &a, &a, &a);
+        let body = receipt::open(r.receipt.as_ref().expect("r")).expect("open");
+        r.receipt = Some(seal(body, Some(&w.peers[1])).expect("seal"));
+        assert!(v.report(&w.store, &w.facts, &who0, &r, 1).is_err());
+        assert_eq!(v.pending(JOB), 0);
+        assert_eq!(w.store.job_verdict(JOB).expect("v").checked, 0);
+    }
+
+    #[test]
+    fn pieces_assemble_in_any_order_and_overlaps_are_refused() {
+        let mut a = Assembly::default();
+        assert_eq!(a.add(4, 8, &[5, 6, 7, 8]), Ok(false));
+        assert_eq!(a.add(4, 8, &[5, 6, 7, 8]), Ok(false), "a repeat changes nothing");
+        assert!(a.add(2, 8, &[0, 0, 0]).is_err());
+        assert!(a.add(6, 8, &[0, 0, 0]).is_err(), "past the end");
+        assert_eq!(a.add(0, 8, &[1, 2, 3, 4]), Ok(true));
+        assert_eq!(a.data, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(Assembly::default().add(0, 4, &[1, 2, 3, 4]).expect("one piece"));
+        let mut b = Assembly::default();
+        b.add(0, 4, &[1, 2]).expect("piece");
+        assert!(b.add(0, 8, &[1]).is_err(), "sizes disagree");
+    }
+}
