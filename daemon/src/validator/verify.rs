@@ -601,7 +601,13 @@ mod tests {
 
     /// Rank `rank`'s report of a one-block shard: it sent `input`, received `output`; the miner
     /// signed for `signed_input` (what it really got).
-    fn report(w: &World, rank: u32, signed_input: &[f32], input: &[f32], output: &[f32]) -> ReportSamplesRequest {
+    fn report(
+        w: &World,
+        rank: u32,
+        signed_input: &[f32],
+        input: &[f32],
+        output: &[f32],
+    ) -> ReportSamplesRequest {
         let (i, o) = (
             vec![checksum(f32_bytes(signed_input))],
             vec![checksum(f32_bytes(output))],
@@ -632,13 +638,18 @@ mod tests {
             receipt: Some(seal(r, Some(&w.miner)).expect("seal")),
             input_checksums: i,
             output_checksums: o,
-            samples: vec![piece(true, f32_bytes(input)), piece(false, f32_bytes(output))],
+            samples: vec![
+                piece(true, f32_bytes(input)),
+                piece(false, f32_bytes(output)),
+            ],
         }
     }
 
     fn send(w: &World, v: &Verifier, rank: u32, r: &ReportSamplesRequest) -> Vec<Check> {
         let who = w.peers[rank as usize].ss58_address().to_string();
-        v.report(&w.store, &w.facts, &who, r, 1).expect("accepted").1
+        v.report(&w.store, &w.facts, &who, r, 1)
+            .expect("accepted")
+            .1
     }
 
     #[test]
@@ -728,12 +739,20 @@ mod tests {
     fn pieces_assemble_in_any_order_and_overlaps_are_refused() {
         let mut a = Assembly::default();
         assert_eq!(a.add(4, 8, &[5, 6, 7, 8]), Ok(false));
-        assert_eq!(a.add(4, 8, &[5, 6, 7, 8]), Ok(false), "a repeat changes nothing");
+        assert_eq!(
+            a.add(4, 8, &[5, 6, 7, 8]),
+            Ok(false),
+            "a repeat changes nothing"
+        );
         assert!(a.add(2, 8, &[0, 0, 0]).is_err());
         assert!(a.add(6, 8, &[0, 0, 0]).is_err(), "past the end");
         assert_eq!(a.add(0, 8, &[1, 2, 3, 4]), Ok(true));
         assert_eq!(a.data, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(Assembly::default().add(0, 4, &[1, 2, 3, 4]).expect("one piece"));
+        assert!(
+            Assembly::default()
+                .add(0, 4, &[1, 2, 3, 4])
+                .expect("one piece")
+        );
         let mut b = Assembly::default();
         b.add(0, 4, &[1, 2]).expect("piece");
         assert!(b.add(0, 8, &[1]).is_err(), "sizes disagree");
