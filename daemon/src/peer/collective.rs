@@ -537,8 +537,13 @@ fn send_shard<'a>(
             let payload: &[u8] = match job.dtype {
                 Dtype::F32 => dtype::f32_bytes(block),
                 d => {
-                    dtype::encode(block, d, &mut wire);
-                    &wire
+                    // Grown once, then overwritten block by block (no clear-and-zero each time).
+                    let n = block.len() * d.size();
+                    if wire.len() < n {
+                        wire.resize(n, 0);
+                    }
+                    dtype::encode_into(block, d, &mut wire[..n]);
+                    &wire[..n]
                 }
             };
             let sum = checksum(payload);

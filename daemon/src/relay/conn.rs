@@ -71,14 +71,18 @@ pub async fn run(relay: Arc<Relay>, stream: TcpStream, addr: SocketAddr) {
         peer.as_deref().unwrap_or(&addr.to_string()),
         &format!("rank {rank} of job {}", verified.ticket.job_id),
     );
-    let block_bytes = cell.lock().machine.params().block_bytes();
+    let (block_bytes, pool) = {
+        let g = cell.lock();
+        (g.machine.params().block_bytes(), g.machine.pool().clone())
+    };
     // From here frames are read straight into buffers of their own size (no codec buffer).
     let parts = framed.into_parts();
     let mut frames = FrameReader::new(
         parts.io,
         parts.read_buf,
         u32::try_from(block_bytes.max(4096)).unwrap_or(u32::MAX),
-    );
+    )
+    .with_pool(pool);
 
     let (tx, rx) = mpsc::unbounded_channel();
     let key = relay.receipt_key();

@@ -10,7 +10,7 @@
 
 use crate::core::{Collective, Dtype, Op, ShardPlan};
 use crate::wire::dtype;
-use crate::wire::{Frame, Kind, checksum};
+use crate::wire::{BufPool, Frame, Kind, checksum};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -124,12 +124,22 @@ pub struct Machine {
     next_seq: u32,
     op: Option<Running>,
     failed: Option<Fault>,
+    /// Block buffers of this job, reused from block to block (see [`BufPool`]).
+    pool: BufPool,
 }
 
 impl Machine {
     pub fn new(params: Params) -> Machine {
         let p = params.p() as usize;
+        // Live at once, at most: per window block, P wire contributions and one result (bytes
+        // for 16-bit dtypes) and one f32 sum; the pool keeps no more than that.
+        let pool = BufPool::new(
+            params.block_bytes(),
+            params.plan.block_elems as usize,
+            params.window as usize * (p + 1),
+        );
         Machine {
+            pool,
             params,
             joined: vec![false; p],
             joined_count: 0,
@@ -143,6 +153,11 @@ impl Machine {
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// This job's block buffers, for the readers of its connections.
+    pub fn pool(&self) -> &BufPool {
+        &self.pool
     }
 
     /// A spare taking over this shard mid-job: its first operation is `seq` (see
@@ -379,6 +394,7 @@ impl Machine {
         let plan = self.params.plan;
         let dt = self.params.dtype;
         let who = self.params.who(rank);
+        let pool = &self.pool;
         let Some(op) = self
             .op
             .as_mut()
@@ -449,13 +465,13 @@ impl Machine {
                     .get_mut(slot.folded as usize)
                     .and_then(Option::take)
                 {
-                    fold(&mut slot.acc, next, dt);
+                    fold(&mut slot.acc, next, dt, pool);
                     slot.folded += 1;
                 }
                 if slot.folded == p {
                     slot.early = Vec::new();
                     let acc = std::mem::take(&mut slot.acc);
-                    let payload = finish(acc, reduce, p, dt);
+                    let payload = finish(acc, reduce, p, dt, pool);
                     slot.sent = true;
                     events.push(Event::Send {
                         seq,
@@ -603,10 +619,14 @@ enum Acc {
 }
 
 /// Adds the next contribution (in rank order) into the sum.
-fn fold(acc: &mut Acc, wire: Bytes, dt: Dtype) {
+fn fold(acc: &mut Acc, wire: Bytes, dt: Dtype, pool: &BufPool) {
     *acc = match std::mem::take(acc) {
         Acc::Empty => Acc::Raw(wire),
-        Acc::Raw(first) => Acc::Sum(dtype::add_pair(&first, &wire, dt)),
+        Acc::Raw(first) => {
+            let mut sum = pool.floats(first.len() / dt.size());
+            dtype::add_pair_into(&first, &wire, dt, &mut sum);
+            Acc::Sum(sum)
+        }
         Acc::Sum(mut v) => {
             dtype::accumulate(&mut v, &wire, dt);
             Acc::Sum(v)
@@ -614,16 +634,7 @@ fn fold(acc: &mut Acc, wire: Bytes, dt: Dtype) {
     }
 }
 
-/// An f32 result handed to the writers without another copy.
-struct F32Bytes(Vec<f32>);
-
-impl AsRef<[u8]> for F32Bytes {
-    fn as_ref(&self) -> &[u8] {
-        dtype::f32_bytes(&self.0)
-    }
-}
-
-fn finish(acc: Acc, op: Op, p: u32, dt: Dtype) -> Bytes {
+fn finish(acc: Acc, op: Op, p: u32, dt: Dtype, pool: &BufPool) -> Bytes {
     let mut acc = match acc {
         // One peer: its block is the sum, and the average (x / 1 is x), already in wire form.
         Acc::Raw(only) => return only,
@@ -637,11 +648,13 @@ fn finish(acc: Acc, op: Op, p: u32, dt: Dtype) -> Bytes {
         }
     }
     match dt {
-        Dtype::F32 => Bytes::from_owner(F32Bytes(acc)),
+        // Sent as it is; the buffer returns to the pool when the last writer has sent it.
+        Dtype::F32 => pool.freeze_floats(acc),
         _ => {
-            let mut out = Vec::new();
-            dtype::encode(&acc, dt, &mut out);
-            Bytes::from(out)
+            let mut out = pool.bytes_filled(acc.len() * dt.size());
+            dtype::encode_into(&acc, dt, &mut out);
+            pool.recycle_floats(acc);
+            pool.freeze(out)
         }
     }
 }

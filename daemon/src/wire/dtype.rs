@@ -76,10 +76,16 @@ fn simd() -> bool {
 /// Wire bytes for `src` in `dtype`, in `out` (whose old contents are dropped).
 pub fn encode(src: &[f32], dtype: Dtype, out: &mut Vec<u8>) {
     out.clear();
+    out.resize(src.len() * dtype.size(), 0);
+    encode_into(src, dtype, out);
+}
+
+/// [`encode`] into `out` (exactly `src.len() * dtype.size()` bytes; what it held is overwritten).
+pub fn encode_into(src: &[f32], dtype: Dtype, out: &mut [u8]) {
+    debug_assert_eq!(out.len(), src.len() * dtype.size());
     match dtype {
-        Dtype::F32 => out.extend_from_slice(f32_bytes(src)),
+        Dtype::F32 => out.copy_from_slice(f32_bytes(src)),
         Dtype::F16 | Dtype::Bf16 => {
-            out.resize(src.len() * 2, 0);
             #[cfg(target_arch = "x86_64")]
             if simd() {
                 // SAFETY: `simd()` checked the CPU features these need.
@@ -188,30 +194,33 @@ pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
 
 /// `a[i] + b[i]` in f32, for two blocks of wire bytes of the same length: one pass, no copy first.
 pub fn add_pair(a: &[u8], b: &[u8], dtype: Dtype) -> Vec<f32> {
+    let mut out = vec![0f32; a.len() / dtype.size()];
+    add_pair_into(a, b, dtype, &mut out);
+    out
+}
+
+/// [`add_pair`] into `out` (`out.len()` elements; whatever it held is overwritten), so a
+/// relay can reuse its sum buffers instead of zeroing a fresh one per block.
+pub fn add_pair_into(a: &[u8], b: &[u8], dtype: Dtype, out: &mut [f32]) {
     debug_assert_eq!(a.len(), b.len());
-    let n = a.len() / dtype.size();
+    let n = out.len();
+    debug_assert_eq!(a.len(), n * dtype.size());
     #[cfg(target_arch = "x86_64")]
-    if dtype == Dtype::F32 && a.len() == b.len() && simd() {
-        let mut out = vec![0f32; n];
+    if dtype == Dtype::F32 && a.len() == 4 * n && b.len() == 4 * n && simd() {
         // SAFETY: `simd()` checked the CPU features this needs; the lengths were checked.
-        unsafe { super::simd::add_pair_f32(&a[..4 * n], &b[..4 * n], &mut out) };
-        return out;
+        unsafe { super::simd::add_pair_f32(a, b, out) };
+        return;
     }
     if dtype == Dtype::F32 {
         // Zipped exact chunks have a known length: this compiles to a vectorised loop.
-        return a
-            .chunks_exact(4)
-            .zip(b.chunks_exact(4))
-            .map(|(x, y)| {
-                f32::from_le_bytes([x[0], x[1], x[2], x[3]])
-                    + f32::from_le_bytes([y[0], y[1], y[2], y[3]])
-            })
-            .collect();
+        for ((o, x), y) in out.iter_mut().zip(a.chunks_exact(4)).zip(b.chunks_exact(4)) {
+            *o = f32::from_le_bytes([x[0], x[1], x[2], x[3]])
+                + f32::from_le_bytes([y[0], y[1], y[2], y[3]]);
+        }
+        return;
     }
-    let mut out = vec![0f32; n];
-    decode_into(a, dtype, &mut out);
-    accumulate(&mut out, b, dtype);
-    out
+    decode_into(a, dtype, out);
+    accumulate(out, b, dtype);
 }
 
 /// What a value becomes after a trip through the wire dtype (for references and checks).

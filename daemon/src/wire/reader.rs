@@ -6,10 +6,14 @@
 //! shared with the frames it splits off, so every large frame cost a reallocation and a copy of
 //! what had already arrived of it (memmove was ~8% of a relay's profile). Here nothing is read
 //! beyond the current frame: backpressure stays TCP's.
+//!
+//! With a pool (`with_pool`, the relay's per-job [`super::pool::BufPool`]) the buffers are reused
+//! from block to block instead of allocated and page-faulted afresh.
 
 use super::codec::{Frame, WireError};
 use super::frame::{HEADER_LEN, Header, checksum};
-use bytes::{Buf, BytesMut};
+use super::pool::BufPool;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Reads frames from `io`, starting with `leftover` (what a codec had already buffered).
@@ -18,6 +22,8 @@ pub struct FrameReader<R> {
     io: R,
     leftover: BytesMut,
     max_payload: u32,
+    /// Where payload buffers come from (and go back to), when the caller has a pool.
+    pool: Option<BufPool>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -26,7 +32,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             io,
             leftover,
             max_payload,
+            pool: None,
         }
+    }
+
+    /// Reads payloads into buffers of `pool` (returned to it when the frame's last `Bytes`
+    /// drops) instead of fresh allocations.
+    pub fn with_pool(mut self, pool: BufPool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -72,7 +86,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             });
         }
         let len = header.len as usize;
-        let mut buf = BytesMut::with_capacity(len);
+        let mut buf = match &self.pool {
+            Some(p) => p.bytes_buf(len),
+            None => Vec::with_capacity(len),
+        };
         let from_leftover = self.leftover.len().min(len);
         buf.extend_from_slice(&self.leftover[..from_leftover]);
         self.leftover.advance(from_leftover);
@@ -86,7 +103,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let payload = buf.freeze();
+        let payload = match &self.pool {
+            Some(p) => p.freeze(buf),
+            None => Bytes::from(buf),
+        };
         if checksum(&payload) != header.checksum {
             return Err(WireError::Checksum {
                 kind: header.kind,
