@@ -662,11 +662,13 @@ fn finish(acc: Acc, op: Op, p: u32, dt: Dtype, pool: &BufPool) -> Bytes {
 /// The result block the relay sends for these contributions (in rank order): the same fold and
 /// finish as a running job, for the validator's recomputation of sampled blocks.
 pub fn reduce_block(inputs: &[Bytes], op: Op, dt: Dtype) -> Bytes {
+    // A pool that keeps nothing: plain allocations, the same arithmetic.
+    let pool = BufPool::new(0, 0, 0);
     let mut acc = Acc::Empty;
     for x in inputs {
-        fold(&mut acc, x.clone(), dt);
+        fold(&mut acc, x.clone(), dt, &pool);
     }
-    finish(acc, op, inputs.len() as u32, dt)
+    finish(acc, op, inputs.len() as u32, dt, &pool)
 }
 
 #[cfg(test)]
