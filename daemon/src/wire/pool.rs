@@ -82,13 +82,13 @@ impl BufPool {
     /// A buffer of exactly `len` f32s whose contents are unspecified (left from an earlier
     /// block): the caller overwrites every element.
     pub fn floats(&self, len: usize) -> Vec<f32> {
-        let mut v = if self.0.pooled_floats(len) {
-            lock(&self.0.floats).pop().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        if v.capacity() < len {
-            v = Vec::with_capacity(len.max(self.0.block_floats));
+        if !self.0.pooled_floats(len) {
+            // Small (a short last block): a plain allocation of its own size, never kept.
+            return vec![0.0; len];
+        }
+        let mut v = lock(&self.0.floats).pop().unwrap_or_default();
+        if v.capacity() < self.0.block_floats {
+            v = Vec::with_capacity(self.0.block_floats);
         }
         // Only elements past the old length are written here (never on a warm pool of
         // full blocks); shrinking is free.
@@ -221,11 +221,15 @@ mod tests {
         drop(bytes);
         assert_eq!(pool.held(), (0, 1));
         // A shorter last block reuses the same buffer at its own length.
-        let b = pool.floats(1000);
-        assert_eq!(b.len(), 1000);
+        let b = pool.floats(1 << 17);
+        assert_eq!(b.len(), 1 << 17);
+        assert_eq!(pool.held(), (0, 0));
         pool.recycle_floats(b);
         assert_eq!(pool.held(), (0, 1));
         assert_eq!(pool.floats(1 << 18).len(), 1 << 18);
+        // A tiny one is a plain allocation, not kept.
+        pool.recycle_floats(pool.floats(1000));
+        assert_eq!(pool.held(), (0, 1));
     }
 
     #[test]
