@@ -213,11 +213,12 @@ impl Conn {
     /// Says goodbye between operations, without waiting long.
     pub fn end(&mut self, job: u64) {
         let _ = self.writer.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = write_frame(
-            &mut self.writer,
-            &Header::for_payload(Kind::End, job, &[]),
-            &[],
-        );
+        // The End names this connection's shard: the relay refuses a frame of another shard, and
+        // with shard 0 on every connection a peer that finished first failed the job on the other
+        // miners for the peers still running (relay_collectives, P=5 broadcasts).
+        let mut h = Header::for_payload(Kind::End, job, &[]);
+        h.shard = self.shard as u32;
+        let _ = write_frame(&mut self.writer, &h, &[]);
         let _ = self.writer.shutdown(Shutdown::Write);
     }
 }
