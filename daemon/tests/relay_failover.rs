@@ -70,13 +70,6 @@ fn relays(validator: &Keypair, n: usize) -> Vec<RelayProc> {
         .collect()
 }
 
-/// Starts every peer's all_reduce (sum) and returns once they are under way.
-fn start_sum(tj: &TestJob, seed: u64) -> Vec<PeerProc> {
-    let mut peers = connect(tj, seed);
-    go(&mut peers);
-    peers
-}
-
 /// Starts the next all_reduce (sum) on every peer; returns with blocks in flight.
 fn go(peers: &mut [PeerProc]) {
     go_op(peers, "sum")
@@ -275,7 +268,11 @@ fn a_peer_killed_fails_the_others_naming_its_rank_and_the_relays_free_its_memory
         })
         .collect();
     let tj = ticket(&validator, 305, &[&rs[0], &rs[1]], &[], ELEMENTS);
-    let peers = start_sum(&tj, 15);
+    // Rank 1 is stopped as soon as the operation starts, so the operation cannot finish before
+    // the kill (with a fast relay a 32 MiB sum can end within the time `go` waits).
+    let mut peers = connect(&tj, 15);
+    let victim = peers[1].proc.pid();
+    go_op_then(&mut peers, "sum", || signal(victim, "-STOP"));
 
     // While it runs, a second job is refused for memory: the accounting is live.
     let small = 1 << 20;
