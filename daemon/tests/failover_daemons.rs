@@ -170,8 +170,15 @@ async fn a_miner_killed_mid_job_is_replaced_by_the_validators_spare_and_scored()
     })
     .await
     .expect("started");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stopped at once, killed a moment later: a fast data path can finish the whole
+    // all_reduce within a few hundred milliseconds, and then there is nothing left to fail over.
     let mut killed = miners[idx].take().expect("victim");
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &killed.pid().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success(), "kill -STOP {}", killed.pid());
+    tokio::time::sleep(Duration::from_millis(300)).await;
     killed.child.kill().expect("kill -9");
     let _ = killed.child.wait();
     let results = tokio::task::spawn_blocking(move || runs.join().expect("peers"))

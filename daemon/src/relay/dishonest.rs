@@ -73,6 +73,12 @@ fn flip(payload: Bytes, sum: u64) -> (Bytes, u64) {
     (Bytes::from(v), c)
 }
 
+/// Whether the mode drops result blocks (such a relay also sends no end-of-shard receipt: it
+/// goes silent, which is what the bots' timeout catches).
+pub fn drops_blocks() -> bool {
+    MODE.get() == Some(&Dishonesty::Drop)
+}
+
 /// What to send instead of an honest result block: `None` drops it.
 pub fn tamper(block: u32, payload: Bytes, sum: u64) -> Option<(Bytes, u64)> {
     let Some(mode) = MODE.get() else {

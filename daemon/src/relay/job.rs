@@ -243,6 +243,11 @@ impl JobCell {
                     dropped.push(out);
                 }
                 Event::OpDone { seq } => {
+                    // A relay that drops blocks goes silent: no receipt after the first block.
+                    #[cfg(feature = "dishonest-relay")]
+                    if super::dishonest::drops_blocks() {
+                        continue;
+                    }
                     let params = g.machine.params();
                     let (p, blocks) = (params.p() as usize, params.plan.blocks());
                     let receipts = g.ledger.finish(p, self.key.0, seq, self.key.1, blocks);
