@@ -46,15 +46,9 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
         let cfg = NodeConfig::new(name, netuid, &ws, ip)
             .window_blocks(None)
             .without_validator_section()
-            .extra("")
-            .write(dir.path());
-        let mut args = vec!["miner"];
-        if name == "cheat" {
-            args.extend(["--dishonest", "corrupt"]);
-        }
-        let mut p = Proc::mrd(&home, &cfg, &args, &dir.path().join(format!("{name}.log")));
-        println!("{}", p.wait_line("miner ready"));
-        procs.push(p);
+            .extra("");
+        let cheat = (name == "cheat").then_some("corrupt");
+        procs.push(Proc::miner(&home, dir.path(), &cfg, cheat));
     }
     t.done("3 honest miners and 1 dishonest miner ready");
 

@@ -125,16 +125,9 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
         ("miner2", "127.0.0.3"),
         ("cheat", "127.0.0.4"),
     ] {
-        let cfg = NodeConfig::new(name, netuid, &ws, ip)
-            .without_validator_section()
-            .write(dir.path());
-        let mut args = vec!["miner"];
-        if name == "cheat" {
-            args.extend(["--dishonest", "corrupt-clients"]);
-        }
-        let mut p = Proc::mrd(&home, &cfg, &args, &dir.path().join(format!("{name}.log")));
-        println!("{}", p.wait_line("miner ready"));
-        procs.push(p);
+        let cfg = NodeConfig::new(name, netuid, &ws, ip).without_validator_section();
+        let cheat = (name == "cheat").then_some("corrupt-clients");
+        procs.push(Proc::miner(&home, dir.path(), &cfg, cheat));
     }
     t.done("2 honest miners and 1 corrupt-clients miner ready");
 

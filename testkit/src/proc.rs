@@ -31,6 +31,26 @@ impl Proc {
         Proc::mrd_in(None, home, config, args, log)
     }
 
+    /// `mrd miner` from `cfg` (written to `dir`), cheating with `dishonest` (a `--dishonest` mode;
+    /// the test binary needs the `dishonest-relay` feature), its log `dir/NAME.log`; returns once
+    /// it logged "miner ready" (printed).
+    pub fn miner(
+        home: &Path,
+        dir: &Path,
+        cfg: &crate::NodeConfig,
+        dishonest: Option<&str>,
+    ) -> Proc {
+        let config = cfg.write(dir);
+        let mut args = vec!["miner"];
+        if let Some(mode) = dishonest {
+            args.extend(["--dishonest", mode]);
+        }
+        let log = dir.join(format!("{}.log", cfg.name));
+        let mut p = Proc::mrd(home, &config, &args, &log);
+        println!("{}", p.wait_line("miner ready"));
+        p
+    }
+
     /// [`Proc::mrd`] with extra environment variables (test hooks; none may start with `MR_`).
     pub fn mrd_env(
         home: &Path,
