@@ -86,6 +86,19 @@ pub struct Sample {
     pub reason: String,
 }
 
+impl Sample {
+    /// A sample that measured nothing: a failure or a wrong result, with its reason.
+    pub fn without_figures(outcome: SampleOutcome, reason: String) -> Sample {
+        Sample {
+            outcome,
+            upload_bytes_per_s: 0.0,
+            download_bytes_per_s: 0.0,
+            latency_ms: 0.0,
+            reason,
+        }
+    }
+}
+
 /// A miner and its benchmarks in the window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinerInput {
@@ -413,13 +426,7 @@ mod tests {
     }
 
     fn bad(outcome: SampleOutcome, reason: &str) -> Sample {
-        Sample {
-            outcome,
-            upload_bytes_per_s: 0.0,
-            download_bytes_per_s: 0.0,
-            latency_ms: 0.0,
-            reason: reason.into(),
-        }
+        Sample::without_figures(outcome, reason.into())
     }
 
     fn miner(uid: u16, ip: &str, samples: Vec<Sample>) -> MinerInput {

@@ -131,24 +131,24 @@ pub fn window_parts(
     // A miner that died or stalled in a real job (a spare took over, or the job failed) fails
     // that sample like a failed benchmark.
     for (miner, job, reason) in store.job_failures_since(since)? {
-        by_miner.entry(miner).or_default().push(Sample {
-            outcome: SampleOutcome::Failed,
-            upload_bytes_per_s: 0.0,
-            download_bytes_per_s: 0.0,
-            latency_ms: 0.0,
-            reason: format!("failed in job {job}: {reason}"),
-        });
+        by_miner
+            .entry(miner)
+            .or_default()
+            .push(Sample::without_figures(
+                SampleOutcome::Failed,
+                format!("failed in job {job}: {reason}"),
+            ));
     }
     // A miner caught returning a wrong result in a live job (a sampled block recomputed by this
     // validator, see `verify`) scores 0 for the window, like a wrong benchmark result.
     for (miner, job, reason) in store.corruptions_since(since)? {
-        by_miner.entry(miner).or_default().push(Sample {
-            outcome: SampleOutcome::WrongResult,
-            upload_bytes_per_s: 0.0,
-            download_bytes_per_s: 0.0,
-            latency_ms: 0.0,
-            reason: format!("corrupted live job {job}: {reason}"),
-        });
+        by_miner
+            .entry(miner)
+            .or_default()
+            .push(Sample::without_figures(
+                SampleOutcome::WrongResult,
+                format!("corrupted live job {job}: {reason}"),
+            ));
     }
     let inputs: Vec<MinerInput> = miners
         .iter()
