@@ -11,15 +11,22 @@
 //! the cheat with probability (1 - 1/100)^256 = 0.076 and 3 jobs with 0.076^3 = 4.4e-4.
 //!
 //! Cases, on one devnet start:
-//! 1. 20 client jobs: the cheat is flagged (`corrupted`, naming miner, shard and block) within
-//!    the first 3, `Session::verify` raises it, and its score for the window is 0 with the
-//!    reason recorded (the round's score, computed from the validator's database: no weight set
-//!    comes due here, because chopsticks builds blocks only for transactions and a round with
-//!    no benchmarks is not stored); the honest miners are never flagged in any of the 20.
-//! 2. A peer that reports fabricated inputs (crafted with the library, signed by its real key,
+//! 1. A bench bot (`mrd bench`) benchmarks every miner; the cheat passes (it is honest for bots).
+//!    The bot is then stopped, so only client jobs follow.
+//! 2. 20 client jobs: the cheat is flagged (`corrupted`, naming miner, shard and block) within
+//!    the first 3, and `Session::verify` raises it. Right after the job that flagged it, blocks
+//!    are built (chopsticks builds blocks only for transactions) so the validator's scoring
+//!    round comes due: the round records the cheat's score as 0 with the reason, and the weights
+//!    read back from the chain give the cheat 0 and each honest miner more than 0. The honest
+//!    miners are never flagged in any of the 20 jobs.
+//! 3. A peer that reports fabricated inputs (crafted with the library, signed by its real key,
 //!    under a real miner-signed receipt) is flagged, and no miner is.
+//! 4. `validator.sample_rate` is hot-reloadable: `mrctl config set` reports it applied live and
+//!    the next job is created with the new rate (`mrctl` must be built: `cargo test
+//!    --workspace` builds it, or `cargo build -p mrctl`).
 //!
-//! Run time: about 2 minutes (devnet start ~40 s, 21 jobs ~1 minute).
+//! Run time: about 2.5 minutes on a quiet machine (devnet start ~40 s, bench coverage ~15 s,
+//! the weight round ~20 s, 22 jobs ~1 minute).
 #![cfg(feature = "dishonest-relay")]
 
 use mapreduce::control::sign;
@@ -30,7 +37,8 @@ use mapreduce::validator::Store;
 use mapreduce::validator::verify::Verdict;
 use mapreduce::wallet::Keypair;
 use mr_proto::v1::validator_client::ValidatorClient;
-use mr_testkit::{DevNet, NodeConfig, Proc, Step, field};
+use mr_testkit::{DevNet, NodeConfig, Proc, Step, field, mrctl};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,10 +119,12 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
     let net = DevNet::start(&wallets).await;
     let (ws, netuid) = (net.ws.clone(), net.netuid);
     t.done(&format!("chopsticks at {ws}"));
-    let mut keys = std::collections::HashMap::new();
+    let mut keys = HashMap::new();
     for name in ["validator", "miner1", "miner2", "cheat"] {
         keys.insert(name, net.register(name).await.0);
     }
+    // The bot is not registered: the validator admits it by validator.benchmark_hotkeys.
+    keys.insert("bench1", net.hotkey("bench1"));
     let peers: Vec<Keypair> = ["peer0", "peer1"].iter().map(|n| net.hotkey(n)).collect();
     let ss58 = |n: &str| keys[n].ss58_address().to_string();
     t.done("validator and 3 miners registered");
@@ -132,9 +142,11 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
     t.done("2 honest miners and 1 corrupt-clients miner ready");
 
     let db = dir.path().join("validator.sqlite");
+    // Rounds every 6 blocks: no block is built (so no round comes) until this test builds them.
     let vextra = format!(
-        "[validator]\nclients = [\"*\"]\nsync_interval_blocks = 1\ndb = \"{}\"\nsample_rate = 0.5\nminers_per_job = 3\nspares = 0\n",
-        db.display()
+        "[validator]\nclients = [\"*\"]\nsync_interval_blocks = 1\ndb = \"{}\"\nsample_rate = 0.5\nminers_per_job = 3\nspares = 0\nbenchmark_hotkeys = [\"{}\"]\nweights_interval_blocks = 6\n",
+        db.display(),
+        ss58("bench1")
     );
     let vcfg = NodeConfig::new("validator", netuid, &ws, "127.0.0.5")
         .without_validator_section()
@@ -150,6 +162,8 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
     );
     let vline = validator.wait_line("validator ready");
     println!("{vline}");
+    let vuid: u16 = field(&vline, "uid").parse().expect("uid");
+    let vsock = field(&vline, "admin");
     let addr = ValidatorAddr {
         endpoint: field(&vline, "axon"),
         hotkey: ss58("validator"),
@@ -173,7 +187,59 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
     }
     t.done("validator ready, 3 miners reachable");
 
-    // Case 1: 20 client jobs.
+    // Case 1: a bench bot covers every miner; the cheat passes its benchmark.
+    let bextra = format!(
+        "[bench]\nmib = 1\npeers = 3\nvalidator = \"{}\"\nvalidator_hotkey = \"{}\"\ninterval_secs = 1\nbackoff_initial_secs = 1\nbackoff_max_secs = 5\n",
+        addr.endpoint,
+        ss58("validator")
+    );
+    let bcfg = NodeConfig::new("bench1", netuid, &ws, "127.0.0.6")
+        .without_validator_section()
+        .extra(&bextra)
+        .write(dir.path());
+    let mut bot = Proc::mrd(&home, &bcfg, &["bench"], &dir.path().join("bench1.log"));
+    println!("{}", bot.wait_line("bench ready"));
+    let miner_keys: Vec<String> = ["miner1", "miner2", "cheat"].map(ss58).to_vec();
+    let end = Instant::now() + Duration::from_secs(180);
+    let rows = loop {
+        let rows = store.benchmarks_since(0).expect("benchmarks");
+        let ok = |m: &String| {
+            rows.iter()
+                .any(|r| &r.miner_hotkey == m && r.reported_at_ms > 0 && r.outcome == 1)
+        };
+        if miner_keys.iter().all(ok) {
+            break rows;
+        }
+        assert!(
+            Instant::now() < end,
+            "not every miner benchmarked in 180 s: {rows:#?}\nbot: {}\nvalidator: {}",
+            bot.log_text(),
+            validator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    drop(bot);
+    for r in rows.iter().filter(|r| r.reported_at_ms > 0) {
+        println!(
+            "   bench of uid {} ({}): outcome {} {}",
+            r.miner_uid,
+            if r.miner_hotkey == ss58("cheat") {
+                "cheat"
+            } else {
+                "honest"
+            },
+            r.outcome,
+            r.reason
+        );
+        assert_ne!(r.outcome, 2, "no wrong result for a bot: {r:?}");
+    }
+    assert!(
+        store.last_round().expect("round").is_none(),
+        "no round before the test builds blocks"
+    );
+    t.done("bench bot: every miner passed a benchmark, the cheat too; bot stopped");
+
+    // Case 2: 20 client jobs.
     let mut flagged_at = None;
     let mut jobs = Vec::new();
     for i in 0..20u64 {
@@ -216,7 +282,12 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
                 .collect();
             assert!(!raised.is_empty(), "verify() raised nothing: {runs:?}");
             assert!(raised[0].contains("corrupted"), "{}", raised[0]);
-            flagged_at.get_or_insert(i);
+            if flagged_at.is_none() {
+                flagged_at = Some(i);
+                t.done(&format!("cheat flagged at client job {i}"));
+                weights_on_chain(&net, &store, &validator, vuid, &ss58).await;
+                t.done("round: the cheat's weight is 0 on chain, the honest miners' above 0");
+            }
         } else {
             for r in &runs {
                 assert!(r.verify.is_ok(), "{r:?}");
@@ -226,39 +297,10 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
     let flagged_at = flagged_at.expect("the cheat was never flagged in 20 jobs");
     assert!(flagged_at < 3, "flagged only at client job {flagged_at}");
     t.done(&format!(
-        "cheat flagged at client job {flagged_at}; honest miners never flagged in 20 jobs"
+        "flagged first at client job {flagged_at}; honest miners never flagged in 20 jobs"
     ));
 
-    // Its score for the window is 0, with the reason; the honest miners are not flagged.
-    let miners = store.miners().expect("miners");
-    let sopts = mapreduce::validator::score::ScoringOptions::from_config(
-        &mapreduce::config::ValidatorConfig::default(),
-    );
-    let now = mapreduce::wire::handshake::now_ms();
-    let parts =
-        mapreduce::validator::score::window_parts(&store, &miners, &sopts, now).expect("parts");
-    for (m, p) in miners.iter().zip(&parts) {
-        println!(
-            "   {} round {:.3} wrong {} {:?}",
-            m.hotkey,
-            p.round,
-            p.wrong(),
-            p.flags
-        );
-        if m.hotkey == ss58("cheat") {
-            assert!(p.wrong(), "{p:?}");
-            assert_eq!(p.round, 0.0);
-            assert!(
-                p.flags.iter().any(|f| f.contains("corrupted live job")),
-                "{p:?}"
-            );
-        } else {
-            assert!(!p.wrong(), "{} flagged: {p:?}", m.hotkey);
-        }
-    }
-    t.done("the cheat's score for the window is 0, the reason recorded");
-
-    // Case 2: peer0 reports fabricated inputs under its real receipts; peer1 is honest.
+    // Case 3: peer0 reports fabricated inputs under its real receipts; peer1 is honest.
     let crafted = tokio::task::spawn_blocking({
         let (addr, peers) = (addr.clone(), peers.clone());
         move || {
@@ -357,8 +399,152 @@ async fn sampled_blocks_catch_a_miner_cheating_clients_and_a_peer_cannot_frame_o
     );
     t.done("the peer with fabricated inputs is flagged, no miner is");
 
+    // Case 4: validator.sample_rate applied live to the jobs created after the change.
+    assert_eq!(
+        store
+            .sample_spec(jobs[0])
+            .expect("spec")
+            .expect("seeded")
+            .ppm,
+        500_000
+    );
+    let out = mrctl(
+        &home,
+        &[
+            "--connect",
+            &vsock,
+            "config",
+            "set",
+            "validator.sample_rate",
+            "0.25",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "mrctl config set: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("applied live: validator.sample_rate"),
+        "{said}"
+    );
+    validator.wait_log(
+        "validator.sample_rate applied live",
+        Duration::from_secs(10),
+    );
+    let runs = tokio::task::spawn_blocking({
+        let (addr, peers) = (addr.clone(), peers.clone());
+        move || client_job(&addr, &peers, "after-reload", 99_000)
+    })
+    .await
+    .expect("job");
+    let spec = store
+        .sample_spec(runs[0].job)
+        .expect("spec")
+        .expect("seeded");
+    assert_eq!(spec.ppm, 250_000, "the new rate for the next job");
+    let v = store.job_verdict(runs[0].job).expect("verdict");
+    assert!(v.checked > 0, "{v:?}");
+    t.done(&format!(
+        "sample_rate 0.5 -> 0.25 applied live: the next job sampled at 250000 ppm, {} blocks checked",
+        v.checked
+    ));
+
     for p in procs.iter_mut() {
         assert!(p.alive(), "{}", p.log_text());
     }
     drop(net);
+}
+
+/// Builds the blocks that make the validator's scoring round come due and waits for its weight
+/// set; then checks the round (the cheat's score 0 with the live-job reason, the honest miners'
+/// weight above 0) and the weights read back from the chain.
+async fn weights_on_chain(
+    net: &DevNet,
+    store: &Store,
+    validator: &Proc,
+    vuid: u16,
+    ss58: &dyn Fn(&str) -> String,
+) {
+    // One block at a time: on a loaded machine a long dev_newBlock outlives the call timeout.
+    for _ in 0..8 {
+        if let Err(e) = net.client.dev_new_blocks(1).await {
+            println!("   dev_newBlock: {e} (the next one goes on)");
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(120);
+    let set = loop {
+        if let Some(w) = store
+            .weight_sets(10)
+            .expect("weight sets")
+            .into_iter()
+            .find(|w| w.ok)
+        {
+            break w;
+        }
+        assert!(
+            Instant::now() < end,
+            "no weight set in 120 s: {}",
+            validator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!(
+        "   weights set at block {}: uids {:?} weights {:?}",
+        set.block, set.uids, set.weights
+    );
+    let round = store.last_round().expect("round").expect("a round");
+    let scores = store.round_scores(round.round_id).expect("scores");
+    for s in &scores {
+        println!(
+            "   uid {} round {:.3} weight {:.3} ({}) flags {:?}",
+            s.uid, s.round, s.weight, s.weight_u16, s.flags
+        );
+    }
+    let by_key = |k: &str| {
+        scores
+            .iter()
+            .find(|s| s.hotkey == k)
+            .unwrap_or_else(|| panic!("{k} scored: {scores:#?}"))
+    };
+    let cheat = by_key(&ss58("cheat"));
+    assert_eq!(cheat.round, 0.0, "{cheat:?}");
+    assert_eq!(cheat.weight_u16, 0, "{cheat:?}");
+    assert!(
+        cheat
+            .flags
+            .iter()
+            .any(|f| f.starts_with("wrong_result") && f.contains("corrupted live job")),
+        "the reason is recorded: {cheat:?}"
+    );
+    for name in ["miner1", "miner2"] {
+        let s = by_key(&ss58(name));
+        assert!(s.weight > 0.0 && s.weight_u16 > 0, "{name}: {s:?}");
+        assert!(
+            s.flags.iter().all(|f| !f.starts_with("wrong_result")),
+            "{s:?}"
+        );
+    }
+    let meta = net.client.metagraph(net.netuid).await.expect("metagraph");
+    let uid = |n: &str| meta.by_hotkey(&ss58(n)).expect("registered").uid;
+    let on_chain: HashMap<u16, u16> = net
+        .client
+        .weights(net.netuid, vuid)
+        .await
+        .expect("weights")
+        .into_iter()
+        .collect();
+    println!("   on chain from uid {vuid}: {on_chain:?}");
+    for name in ["miner1", "miner2"] {
+        assert!(
+            on_chain.get(&uid(name)).copied().unwrap_or(0) > 0,
+            "{name} has weight on chain: {on_chain:?}"
+        );
+    }
+    assert_eq!(
+        on_chain.get(&uid("cheat")).copied().unwrap_or(0),
+        0,
+        "the cheat has no weight on chain: {on_chain:?}"
+    );
 }

@@ -196,10 +196,18 @@ impl ValidatorRole {
     }
 }
 
+/// Validator keys applied without a restart: the sample rate of jobs created from then on.
+pub const VALIDATOR_LIVE: &[&str] = &["validator.sample_rate"];
+
 #[tonic::async_trait]
 impl RoleData for ValidatorRole {
     fn role(&self) -> Role {
         Role::Validator
+    }
+
+    /// `mrd validator` applies these from the config watch (validator_cmd.rs).
+    fn live_keys(&self) -> Vec<&'static str> {
+        VALIDATOR_LIVE.to_vec()
     }
 
     fn fill_status(&self, s: &mut DaemonStatus) {

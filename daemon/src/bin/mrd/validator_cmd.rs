@@ -103,7 +103,7 @@ async fn main(
         axon,
         layer,
         ValidatorService {
-            state,
+            state: Arc::clone(&state),
             bench: Some(Arc::clone(&desk)),
         },
         async {
@@ -131,6 +131,7 @@ async fn main(
         Vec::new(),
     )
     .await?;
+    apply_live_config(&admin, Arc::clone(&state));
     admin.set_ready().await;
     println!(
         "validator ready: hotkey {} uid {} axon {axon_addr} db {} admin {}",
@@ -173,4 +174,22 @@ async fn main(
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     admin.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the live validator keys (`roles::VALIDATOR_LIVE`) from each configuration that
+/// UpdateConfig (`mrctl config set`) writes: `validator.sample_rate` counts for jobs created
+/// from then on; a job already created keeps the rate stored with its seed.
+fn apply_live_config(admin: &mapreduce::admin::Admin, state: Arc<ValidatorState>) {
+    let mut watch = admin.config_watch();
+    tokio::spawn(async move {
+        let mut rate = watch.borrow_and_update().validator.sample_rate;
+        while watch.changed().await.is_ok() {
+            let now = watch.borrow_and_update().validator.sample_rate;
+            if now != rate {
+                state.set_sample_rate(now);
+                tracing::info!(from = rate, to = now, "validator.sample_rate applied live");
+                rate = now;
+            }
+        }
+    });
 }
