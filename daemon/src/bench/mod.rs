@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod bot;
+pub mod linkwatch;
 pub mod runner;
 pub mod state;
 

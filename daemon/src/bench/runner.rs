@@ -8,6 +8,7 @@
 //! broadcast's data is rank 0's input under [`broadcast_seed`]`(seed)`, so it cannot be replayed
 //! from the all_reduce. f32 sums in rank order are exact, so the check is bit for bit.
 
+use super::linkwatch::{self, LinkTimes};
 use super::state::{BenchResult, Outcome, Phase};
 use crate::core::{Collective, Dtype, Op};
 use crate::peer::check::{self, Mismatch};
@@ -16,8 +17,8 @@ use crate::peer::{Job, Peer, PeerError, PeerProgress};
 use crate::wallet::Keypair;
 use crate::wire::SignedTicket;
 use crate::wire::handshake::now_ms;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often progress is sampled while the peers run.
@@ -44,11 +45,114 @@ struct RankRun {
     broadcast: Vec<f32>,
     connect_started: Instant,
     first_result: Option<Instant>,
-    upload_s: f64,
-    download_s: f64,
+    /// The all_reduce's bytes on the miner's link, seen by this peer (see [`Flow`]).
+    flow: Flow,
     all_reduce_s: f64,
     broadcast_s: f64,
     broadcast_recv_s: f64,
+}
+
+/// When one peer's all_reduce bytes crossed the miner's link: its upload from the operation's
+/// start until the miner had acknowledged the last byte, its download from the first result
+/// byte's arrival to the last's. From the kernel's counters when it has them
+/// ([`linkwatch`]); otherwise from the application's instants (last write returned, first and
+/// last result read), which overstate a fast upload by the socket buffers.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    start: Instant,
+    up_end: Instant,
+    down_start: Instant,
+    down_end: Instant,
+    kernel: bool,
+}
+
+impl Flow {
+    fn of(
+        start: Instant,
+        end: Instant,
+        app: crate::peer::progress::Times,
+        link: Option<LinkTimes>,
+    ) -> Flow {
+        let app_flow = Flow {
+            start,
+            up_end: app.last_sent.unwrap_or(end),
+            down_start: app.first_received.unwrap_or(start),
+            down_end: app.last_received.unwrap_or(end),
+            kernel: false,
+        };
+        match link {
+            Some(LinkTimes {
+                last_acked: Some(up_end),
+                first_received: Some(down_start),
+                last_received: Some(down_end),
+                ..
+            }) => Flow {
+                start,
+                up_end,
+                down_start,
+                down_end,
+                kernel: true,
+            },
+            _ => app_flow,
+        }
+    }
+}
+
+/// The link's rates over all peers' flows: (upload, download) in bytes per second per peer, i.e.
+/// `d` over the span from the first peer's start to the last peer's end (the P peers share the
+/// miner's link, so P·d crossed it in that span each way).
+fn link_rates(d: u64, flows: &[Flow]) -> (f64, f64) {
+    let span = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+        (Some(a), Some(b)) if b > a => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let rate = |secs: f64| if secs > 0.0 { d as f64 / secs } else { 0.0 };
+    let up = span(
+        flows.iter().map(|f| f.start).min(),
+        flows.iter().map(|f| f.up_end).max(),
+    );
+    let down = span(
+        flows.iter().map(|f| f.down_start).min(),
+        flows.iter().map(|f| f.down_end).max(),
+    );
+    (rate(up), rate(down))
+}
+
+/// The longest a virtual peer waits at the start line for the others.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// Where the virtual peers wait for each other before the all_reduce, so they start it together:
+/// a peer that started late (its data filled after the others', on a busy machine) held back
+/// every result and left the miner's download link idle at the start (90 ms of a 1.1 s run).
+struct StartLine {
+    arrived: Mutex<u32>,
+    all_here: Condvar,
+    peers: u32,
+}
+
+impl StartLine {
+    fn new(peers: u32) -> StartLine {
+        StartLine {
+            arrived: Mutex::new(0),
+            all_here: Condvar::new(),
+            peers,
+        }
+    }
+
+    /// Returns when every peer has arrived, or after `max`.
+    fn wait(&self, max: Duration) {
+        let mut n = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        if *n >= self.peers {
+            self.all_here.notify_all();
+            return;
+        }
+        let peers = self.peers;
+        let _ = self
+            .all_here
+            .wait_timeout_while(n, max, |n| *n < peers)
+            .unwrap_or_else(|e| e.into_inner());
+    }
 }
 
 /// Why a virtual peer stopped, and whether it had joined the job.
@@ -119,14 +223,16 @@ pub fn run(
     let total = ar_total + d * u64::from(p);
     let progress: Vec<Arc<PeerProgress>> = (0..p).map(|_| Arc::new(PeerProgress::new())).collect();
     let connected = AtomicU32::new(0);
+    let start_line = StartLine::new(p);
 
     let runs: Vec<Result<RankRun, RankFailure>> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .into_iter()
             .zip(&progress)
             .map(|(job, prog)| {
-                let connected = &connected;
-                s.spawn(move || virtual_peer(job, key, seed, bseed, Arc::clone(prog), connected))
+                let (connected, start_line) = (&connected, &start_line);
+                let prog = Arc::clone(prog);
+                s.spawn(move || virtual_peer(job, key, (seed, bseed), prog, connected, start_line))
             })
             .collect();
         let mut last = (Instant::now(), 0u64);
@@ -187,10 +293,10 @@ pub fn run(
         bytes_total: total,
         bytes_per_s: 0.0,
     });
-    let mean = |f: &dyn Fn(&RankRun) -> f64| oks.iter().map(f).sum::<f64>() / oks.len() as f64;
     let rate = |secs: f64| if secs > 0.0 { d as f64 / secs } else { 0.0 };
-    result.upload_bytes_per_s = mean(&|r| rate(r.upload_s));
-    result.download_bytes_per_s = mean(&|r| rate(r.download_s));
+    let flows: Vec<Flow> = oks.iter().map(|r| r.flow).collect();
+    (result.upload_bytes_per_s, result.download_bytes_per_s) = link_rates(d, &flows);
+    log_flows(&flows, d, p);
     result.all_reduce_s = oks.iter().map(|r| r.all_reduce_s).fold(0.0, f64::max);
     result.broadcast_s = oks.iter().map(|r| r.broadcast_s).fold(0.0, f64::max);
     let receivers: Vec<&RankRun> = oks.iter().skip(1).collect();
@@ -243,15 +349,20 @@ pub fn run(
 fn virtual_peer(
     job: Job,
     key: &Keypair,
-    seed: u64,
-    bseed: u64,
+    (seed, bseed): (u64, u64),
     progress: Arc<PeerProgress>,
     connected: &AtomicU32,
+    start_line: &StartLine,
 ) -> Result<RankRun, RankFailure> {
     let rank = job.rank;
     let n = job.elements as usize;
     let connect_started = Instant::now();
-    let mut peer = Peer::connect(job, key).map_err(|error| RankFailure {
+    let joined = Peer::connect(job, key);
+    let mut allreduce = vec![0f32; n];
+    check::fill(seed, rank, &mut allreduce);
+    // Every rank comes here, joined or not, so none waits for a failed one longer than the cap.
+    start_line.wait(START_WAIT);
+    let mut peer = joined.map_err(|error| RankFailure {
         error,
         joined: false,
     })?;
@@ -262,14 +373,16 @@ fn virtual_peer(
         joined: true,
     };
 
-    let mut allreduce = vec![0f32; n];
-    check::fill(seed, rank, &mut allreduce);
+    // Without handles the kernel's counters are not read and the application's instants serve.
+    let socks = peer.socket_handles().unwrap_or_default();
     let t = Instant::now();
-    peer.all_reduce(&mut allreduce, Op::Sum).map_err(failed)?;
-    let all_reduce_s = t.elapsed().as_secs_f64();
+    let (done, link) = linkwatch::during(&socks, || peer.all_reduce(&mut allreduce, Op::Sum));
+    let end = Instant::now();
+    done.map_err(failed)?;
+    drop(socks);
+    let all_reduce_s = end.duration_since(t).as_secs_f64();
     let times = progress.times();
-    let since = |i: Option<Instant>| i.map_or(all_reduce_s, |i| i.duration_since(t).as_secs_f64());
-    let (upload_s, download_s) = (since(times.last_sent), since(times.last_received));
+    let flow = Flow::of(t, end, times, link);
     let first_result = times.first_received;
 
     progress.reset_last();
@@ -293,12 +406,42 @@ fn virtual_peer(
         broadcast,
         connect_started,
         first_result,
-        upload_s,
-        download_s,
+        flow,
         all_reduce_s,
         broadcast_s,
         broadcast_recv_s,
     })
+}
+
+/// One line per benchmark on where the all_reduce's time went (the figures' inputs).
+fn log_flows(flows: &[Flow], d: u64, p: u32) {
+    let Some(t0) = flows.iter().map(|f| f.start).min() else {
+        return;
+    };
+    let at = |i: Instant| i.saturating_duration_since(t0).as_secs_f64();
+    let spans: Vec<String> = flows
+        .iter()
+        .map(|f| {
+            format!(
+                "up {:.3}-{:.3} s, down {:.3}-{:.3} s",
+                at(f.start),
+                at(f.up_end),
+                at(f.down_start),
+                at(f.down_end)
+            )
+        })
+        .collect();
+    let source = if flows.iter().all(|f| f.kernel) {
+        "the kernel's TCP counters"
+    } else {
+        "the application's instants"
+    };
+    tracing::info!(
+        bytes = d,
+        peers = p,
+        "all_reduce on the link, from {source}: {}",
+        spans.join("; ")
+    );
 }
 
 /// Checks one rank's two results; returns the elements compared and the first difference.

@@ -156,6 +156,12 @@ impl Peer {
         self.progress = Some(p);
     }
 
+    /// Handles of this peer's sockets (one per miner, in shard order), for reading the kernel's
+    /// counters of them while an operation runs (the bench bot's `linkwatch`).
+    pub fn socket_handles(&self) -> std::io::Result<Vec<std::net::TcpStream>> {
+        self.conns.iter().map(|c| c.reader.try_clone()).collect()
+    }
+
     /// From the first handshake sent to the last miner's word that every peer had joined.
     pub fn setup_time(&self) -> Duration {
         self.setup

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod report;
 pub mod sample;
 pub mod session;
+pub mod tcpinfo;
 pub mod traffic;
 
 pub use collective::Peer;
