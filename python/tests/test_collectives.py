@@ -263,3 +263,33 @@ def test_single_peer_and_destroy(net):
     p.destroy_process_group()
     with pytest.raises(mapreduce.Closed):
         p.all_reduce(a)
+
+
+def test_verify_reports_the_checked_samples_of_a_real_job(net):
+    """Live-job verification (issue 13) through Python: after a real all_reduce through the honest
+    miners, verify() waits for every rank's evidence and returns what the validator recomputed:
+    sampled blocks checked (operation 0 samples at least one block per shard), none failed."""
+    n = 300_007
+
+    def fn(peer, rank):
+        a = data(n, rank)
+        peer.all_reduce(a, op="sum")
+        with pytest.raises(ValueError, match="timeout"):
+            peer.verify(timeout=-1.0)
+        return a, peer.verify(timeout=60.0)
+
+    res = ranks(net, fn)
+    want = sum(data(n, r) for r in range(WORLD))
+    for a, summaries in res:
+        np.testing.assert_array_equal(a, want)
+        # The root session (init_process_group's) ran no collective; the data session did.
+        assert len(summaries) == 2, summaries
+        root, job = summaries
+        assert root["checked"] == 0 and root["failed"] == 0, root
+        assert job["job_id"] != root["job_id"], summaries
+        assert job["checked"] > 0, job
+        assert job["failed"] == 0 and job["pending"] == 0, job
+        assert job["verdict"] == "ok", job
+    # Every rank was told about the same job.
+    assert len({s[1]["job_id"] for _, s in res}) == 1
+    assert issubclass(mapreduce.JobCorrupted, mapreduce.MapReduceError)
