@@ -25,8 +25,8 @@
 //!    the next job is created with the new rate (`mrctl` must be built: `cargo test
 //!    --workspace` builds it, or `cargo build -p mrctl`).
 //!
-//! Run time: about 2.5 minutes on a quiet machine (devnet start ~40 s, bench coverage ~15 s,
-//! the weight round ~20 s, 22 jobs ~1 minute).
+//! Run time: about 80 s on a quiet machine (53 s before the bench bot and the weight round were
+//! added, which cost about 5 s and 16 s); 117 s and 133 s measured at load 4 to 9 on 2 cores.
 #![cfg(feature = "dishonest-relay")]
 
 use mapreduce::control::sign;
