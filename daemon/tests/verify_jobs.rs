@@ -25,8 +25,9 @@
 //!    the next job is created with the new rate (`mrctl` must be built: `cargo test
 //!    --workspace` builds it, or `cargo build -p mrctl`).
 //!
-//! Run time: about 80 s on a quiet machine (53 s before the bench bot and the weight round were
-//! added, which cost about 5 s and 16 s); 117 s and 133 s measured at load 4 to 9 on 2 cores.
+//! Run time: 117 s and 133 s measured at load 4 to 9 on 2 cores (104 s before the bench bot, the
+//! weight round and the sample-rate case, at load 6; 53 s quiet then). The bench coverage takes
+//! about 5 s and the weight round about 16 s.
 #![cfg(feature = "dishonest-relay")]
 
 use mapreduce::control::sign;
