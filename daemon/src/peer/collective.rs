@@ -8,6 +8,7 @@
 use super::conn::{Conn, JoinTimes};
 use super::deadline::Deadline;
 use super::failover::{self, Aborts, Backup, LossKind};
+use super::pace::{self, Pacer};
 use super::progress::PeerProgress;
 use super::sample::{self, Received, Sent, ShardEvidence};
 use super::{Job, PeerError};
@@ -248,6 +249,11 @@ impl Peer {
         let aborts = Aborts::new(&self.conns);
         let lost = Mutex::new(Vec::new());
         let evidence = Mutex::new(Vec::new());
+        let pacer = Pacer::new(
+            self.conns.iter().map(|c| c.plan.blocks()),
+            pace::ahead(),
+            c.sends(self.job.rank),
+        );
         let op = Operation {
             job: &self.job,
             key: &self.key,
@@ -258,6 +264,7 @@ impl Peer {
             aborts: &aborts,
             lost: &lost,
             evidence: &evidence,
+            pacer: &pacer,
         };
         std::thread::scope(|s| {
             for ((conn, shard), failovers) in self
@@ -328,6 +335,8 @@ struct Operation<'a> {
     aborts: &'a Aborts,
     lost: &'a Mutex<Vec<String>>,
     evidence: &'a Mutex<Vec<ShardEvidence>>,
+    /// The order in which this peer's blocks leave, across its shards.
+    pacer: &'a Pacer,
 }
 
 impl Operation<'_> {
@@ -431,9 +440,19 @@ impl Operation<'_> {
             let (tx, rx) = mpsc::channel::<&mut [f32]>();
             let failure = &failure;
             let (sent, received, receipt) = (&mut sent, &mut received, &mut receipt);
+            let pacer = self.pacer;
+            // A writer waiting for its turn gives up once the operation failed.
+            let stop = move || {
+                self.aborts.aborted()
+                    || failure
+                        .reader
+                        .lock()
+                        .map_or(true, |g| g.is_some())
+            };
             s.spawn(move || {
                 let count = Count(progress, flow.as_deref());
-                if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count, sent) {
+                let paced = Paced { pacer, stop: &stop };
+                if let Err(e) = send_shard(job, conn, shard, c, seq, tx, count, sent, paced) {
                     Failure::record(&failure.writer, e);
                 }
             });
@@ -514,7 +533,14 @@ fn during(c: Collective, seq: u32, block: u32, blocks: u32) -> String {
     format!("during operation {seq} ({c}), block {block} of {blocks}")
 }
 
+/// A writer's place in its operation's [`Pacer`], and when to stop waiting for its turn.
+struct Paced<'a> {
+    pacer: &'a Pacer,
+    stop: &'a (dyn Fn() -> bool + Sync),
+}
+
 /// Sends `Begin` and this peer's blocks of one shard, handing each block to the reader after.
+/// Each block waits for its turn in the operation's [`Pacer`] first.
 #[allow(clippy::too_many_arguments)]
 fn send_shard<'a>(
     job: &Job,
@@ -525,7 +551,10 @@ fn send_shard<'a>(
     to_reader: mpsc::Sender<&'a mut [f32]>,
     count: Count<'_>,
     sent: &mut Sent,
+    paced: Paced<'_>,
 ) -> Result<(), PeerError> {
+    // Every way out of this writer (done, failed, stopped) releases the others from its pace.
+    let _lane = paced.pacer.lane(conn.shard);
     let plan = conn.plan;
     let blocks = plan.blocks();
     let begin = c.encode();
@@ -540,6 +569,10 @@ fn send_shard<'a>(
         let (block, tail) = rest.split_at_mut(plan.block_len(b));
         rest = tail;
         if c.sends(rank) {
+            if !paced.pacer.wait_turn(conn.shard, b, paced.stop) {
+                // The operation failed elsewhere: that error says why.
+                return Ok(());
+            }
             let payload: &[u8] = match job.dtype {
                 Dtype::F32 => dtype::f32_bytes(block),
                 d => {
@@ -564,6 +597,7 @@ fn send_shard<'a>(
                 checksum: sum,
             };
             conn.send(&h, payload, &during(c, seq, b, blocks))?;
+            paced.pacer.sent(conn.shard, b);
             sent.on_block(b, payload, sum);
             count.sent(block.len(), HEADER_LEN + payload.len());
         }

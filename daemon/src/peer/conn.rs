@@ -14,6 +14,38 @@ use std::time::{Duration, Instant};
 /// Error frames and other small frames may be this long whatever the block size.
 const SMALL_FRAME: u32 = 64 * 1024;
 
+/// Keeps at most `bytes` of unsent data in the socket (0: the kernel's default): a blocking
+/// write returns once its block has nearly left, so the peer's pacing across its miners
+/// ([`super::pace`]) sees where each flow really is, not how full a multi-MiB buffer is.
+#[cfg(target_os = "linux")]
+fn set_notsent_lowat(s: &TcpStream, bytes: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if bytes == 0 {
+        return Ok(());
+    }
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket fd and a c_int option value of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_notsent_lowat(_: &TcpStream, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
 /// A joined connection to the miner of one shard.
 #[derive(Debug)]
 pub struct Conn {
@@ -75,6 +107,7 @@ impl Conn {
             .ok_or_else(|| connect_err(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
         let stream = TcpStream::connect_timeout(&addr, wait).map_err(connect_err)?;
         stream.set_nodelay(true).map_err(connect_err)?;
+        set_notsent_lowat(&stream, super::pace::notsent_lowat()).map_err(connect_err)?;
         let writer = stream.try_clone().map_err(connect_err)?;
         let plan = job.layout.shard_plan(shard);
         let block_bytes = plan.block_elems * job.dtype.size() as u64;

@@ -24,6 +24,7 @@ pub mod error;
 pub mod failover;
 pub mod job;
 pub mod lease;
+pub mod pace;
 pub mod progress;
 pub mod report;
 pub mod sample;

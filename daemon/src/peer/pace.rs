@@ -1,0 +1,257 @@
+//! Send pacing across one peer's miner connections: the peer, not TCP, decides which shard's
+//! block leaves next.
+//!
+//! Why: a peer uploads its P shards over P TCP flows that share one link, and TCP does not share
+//! a link evenly (measured on a 200 Mbit/s link: 9.8 MB acknowledged on the slowest of 4 flows
+//! against 12.4-12.9 MB on the others). A relay reduces block k only once every peer's block k is
+//! in, so each relay runs at its slowest incoming flow and the peers' downloads wait for it. Here
+//! a shard may send its block b only while b is at most `ahead` blocks past where the laggard
+//! shard stands (positions compared as fractions of each shard, so weighted shards finish
+//! together). The bytes a fast flow is held back from sending go to the slow ones instead. The
+//! sockets keep little unsent data (`TCP_NOTSENT_LOWAT`, see [`super::conn`]), so a block counted
+//! as sent here has left the peer, not just entered a socket buffer.
+//!
+//! The laggard can always send (it is never ahead of itself), and a relay always reads from the
+//! peer that is furthest behind on its shard, so the slowest flow of the whole job always moves:
+//! pacing cannot deadlock. A shard whose writer stopped (done, failed, moved to a spare) leaves
+//! the pacing for the rest of the operation.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// How many blocks a shard may run ahead of the laggard by default.
+pub const AHEAD: u32 = 2;
+
+/// Unsent bytes a peer's socket may hold before a write waits (`TCP_NOTSENT_LOWAT`).
+pub const NOTSENT_LOWAT: u32 = 128 * 1024;
+
+/// [`AHEAD`], or `MAPREDUCE_PACE_AHEAD` for experiments ("off" turns pacing off).
+pub fn ahead() -> u32 {
+    match std::env::var("MAPREDUCE_PACE_AHEAD").ok().as_deref() {
+        Some("off") => u32::MAX,
+        Some(v) => v.parse().unwrap_or(AHEAD),
+        None => AHEAD,
+    }
+}
+
+/// [`NOTSENT_LOWAT`], or `MAPREDUCE_NOTSENT_LOWAT` for experiments (0 leaves the kernel's).
+pub fn notsent_lowat() -> u32 {
+    std::env::var("MAPREDUCE_NOTSENT_LOWAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(NOTSENT_LOWAT)
+}
+
+/// How often a waiting writer looks whether it should give up (the operation failed).
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy)]
+struct Lane {
+    /// Blocks sent so far.
+    sent: u32,
+    blocks: u32,
+    /// Still paced (its writer runs and has blocks left).
+    open: bool,
+}
+
+impl Lane {
+    fn active(&self) -> bool {
+        self.open && self.sent < self.blocks
+    }
+}
+
+/// One operation's send positions, shared by its shard writers.
+#[derive(Debug)]
+pub struct Pacer {
+    ahead: u32,
+    lanes: Mutex<Vec<Lane>>,
+    moved: Condvar,
+}
+
+impl Pacer {
+    /// `blocks[i]` is shard i's block count. `ahead` = 0 is lockstep; `u32::MAX` turns pacing
+    /// off (as does `on = false`, for an operation in which this peer sends nothing).
+    pub fn new(blocks: impl IntoIterator<Item = u32>, ahead: u32, on: bool) -> Pacer {
+        let lanes = blocks
+            .into_iter()
+            .map(|blocks| Lane {
+                sent: 0,
+                blocks,
+                open: on && ahead != u32::MAX,
+            })
+            .collect();
+        Pacer {
+            ahead,
+            lanes: Mutex::new(lanes),
+            moved: Condvar::new(),
+        }
+    }
+
+    /// Whether `shard` may send its block `b` now.
+    fn allowed(lanes: &[Lane], shard: usize, b: u32, ahead: u32) -> bool {
+        let Some(me) = lanes.get(shard) else {
+            return true;
+        };
+        if !me.open {
+            return true;
+        }
+        // The laggard's position projected onto this shard's blocks.
+        let floor = lanes
+            .iter()
+            .filter(|l| l.active())
+            .map(|l| u64::from(l.sent) * u64::from(me.blocks) / u64::from(l.blocks))
+            .min();
+        match floor {
+            None => true,
+            Some(f) => u64::from(b) <= f + u64::from(ahead),
+        }
+    }
+
+    /// Waits until `shard` may send its block `b`. Returns false, without waiting longer, once
+    /// `stop()` says the operation is over.
+    pub fn wait_turn(&self, shard: usize, b: u32, stop: impl Fn() -> bool) -> bool {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if Self::allowed(&lanes, shard, b, self.ahead) {
+                return true;
+            }
+            if stop() {
+                return false;
+            }
+            lanes = self
+                .moved
+                .wait_timeout(lanes, POLL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// `shard` has sent its block `b`.
+    pub fn sent(&self, shard: usize, b: u32) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = lanes.get_mut(shard) {
+            l.sent = l.sent.max(b.saturating_add(1));
+        }
+        drop(lanes);
+        self.moved.notify_all();
+    }
+
+    /// `shard` leaves the pacing for the rest of the operation (its writer stopped).
+    pub fn close(&self, shard: usize) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = lanes.get_mut(shard) {
+            l.open = false;
+        }
+        drop(lanes);
+        self.moved.notify_all();
+    }
+
+    /// Closes `shard`'s lane when dropped (a writer's every way out).
+    pub fn lane(&self, shard: usize) -> LaneGuard<'_> {
+        LaneGuard { pacer: self, shard }
+    }
+}
+
+/// See [`Pacer::lane`].
+pub struct LaneGuard<'a> {
+    pacer: &'a Pacer,
+    shard: usize,
+}
+
+impl Drop for LaneGuard<'_> {
+    fn drop(&mut self) {
+        self.pacer.close(self.shard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    fn may(p: &Pacer, shard: usize, b: u32) -> bool {
+        let lanes = p.lanes.lock().unwrap();
+        Pacer::allowed(&lanes, shard, b, p.ahead)
+    }
+
+    #[test]
+    fn no_shard_runs_more_than_ahead_past_the_laggard() {
+        let p = Pacer::new([10, 10, 10], 2, true);
+        assert!(may(&p, 0, 0) && may(&p, 0, 2));
+        assert!(!may(&p, 0, 3), "3 blocks ahead of shards still at 0");
+        for b in 0..3 {
+            p.sent(0, b);
+        }
+        p.sent(1, 0);
+        // Shard 2 is the laggard at 0: the others may go up to block 2.
+        assert!(!may(&p, 1, 3) && may(&p, 1, 2));
+        assert!(may(&p, 2, 0), "the laggard always may send");
+        p.sent(2, 0);
+        assert!(may(&p, 0, 3), "laggards now at 1");
+        assert!(!may(&p, 0, 4));
+    }
+
+    #[test]
+    fn lockstep_and_off() {
+        let p = Pacer::new([4, 4], 0, true);
+        assert!(may(&p, 0, 0) && !may(&p, 0, 1));
+        p.sent(0, 0);
+        assert!(!may(&p, 0, 1) && may(&p, 1, 0));
+        let off = Pacer::new([4, 4], u32::MAX, true);
+        assert!(may(&off, 0, 3));
+        let receiver = Pacer::new([4, 4], 0, false);
+        assert!(may(&receiver, 1, 3));
+    }
+
+    #[test]
+    fn weighted_shards_compare_fractions() {
+        // Shard 0 has twice the blocks of shard 1: halfway is block 4 against block 2.
+        let p = Pacer::new([8, 4], 0, true);
+        p.sent(1, 0);
+        p.sent(1, 1);
+        assert!(may(&p, 0, 0) && !may(&p, 1, 2));
+        for b in 0..4 {
+            p.sent(0, b);
+        }
+        assert!(may(&p, 1, 2) && may(&p, 0, 4) && !may(&p, 0, 5));
+    }
+
+    #[test]
+    fn finished_closed_and_empty_shards_hold_nobody_back() {
+        let p = Pacer::new([2, 6, 0], 0, true);
+        p.sent(0, 0);
+        p.sent(1, 0);
+        p.sent(0, 1);
+        // Shard 0 is done and shard 2 has nothing: only shard 1 paces now.
+        assert!(may(&p, 1, 1) && !may(&p, 1, 2));
+        let q = Pacer::new([6, 6], 0, true);
+        q.sent(0, 0);
+        assert!(!may(&q, 0, 1));
+        drop(q.lane(1));
+        assert!(may(&q, 0, 5), "a closed lane paces nobody");
+        assert!(may(&q, 1, 3), "nor is it paced");
+    }
+
+    #[test]
+    fn a_waiter_wakes_when_the_laggard_moves_or_gives_up_on_stop() {
+        let p = Pacer::new([4, 4], 0, true);
+        p.sent(0, 0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let t = s.spawn(|| p.wait_turn(0, 1, || stop.load(Ordering::Relaxed)));
+            std::thread::sleep(Duration::from_millis(30));
+            assert!(!t.is_finished());
+            p.sent(1, 0);
+            assert!(t.join().unwrap());
+        });
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| p.wait_turn(0, 3, || stop.load(Ordering::Relaxed)));
+            std::thread::sleep(Duration::from_millis(30));
+            stop.store(true, Ordering::Relaxed);
+            assert!(!t.join().unwrap());
+        });
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
