@@ -252,6 +252,7 @@ impl Peer {
         let pacer = Pacer::new(
             self.conns.iter().map(|c| c.plan.blocks()),
             pace::ahead(),
+            pace::stall_time(deadline),
             c.sends(self.job.rank),
         );
         let op = Operation {
@@ -443,11 +444,7 @@ impl Operation<'_> {
             let pacer = self.pacer;
             // A writer waiting for its turn gives up once the operation failed.
             let stop = move || {
-                self.aborts.aborted()
-                    || failure
-                        .reader
-                        .lock()
-                        .map_or(true, |g| g.is_some())
+                self.aborts.aborted() || failure.reader.lock().map_or(true, |g| g.is_some())
             };
             s.spawn(move || {
                 let count = Count(progress, flow.as_deref());

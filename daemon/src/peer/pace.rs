@@ -14,10 +14,12 @@
 //! The laggard can always send (it is never ahead of itself), and a relay always reads from the
 //! peer that is furthest behind on its shard, so the slowest flow of the whole job always moves:
 //! pacing cannot deadlock. A shard whose writer stopped (done, failed, moved to a spare) leaves
-//! the pacing for the rest of the operation.
+//! the pacing for the rest of the operation, and a shard that has not moved for `stall` (its miner
+//! stopped reading) holds nobody back until it moves again: the other miners keep getting their
+//! blocks, so they do not blame this peer for a silence that is another miner's.
 
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How many blocks a shard may run ahead of the laggard by default.
 pub const AHEAD: u32 = 2;
@@ -42,6 +44,13 @@ pub fn notsent_lowat() -> u32 {
         .unwrap_or(NOTSENT_LOWAT)
 }
 
+/// How long a shard may go without sending before it stops pacing the others: a quarter of the
+/// operation's per-block deadline, at most 1 s (a 256 KiB block takes 0.1-0.3 s per flow at
+/// the rates measured), so the other miners hear from this peer well within their deadline.
+pub fn stall_time(deadline: Duration) -> Duration {
+    (deadline / 4).min(Duration::from_secs(1))
+}
+
 /// How often a waiting writer looks whether it should give up (the operation failed).
 const POLL: Duration = Duration::from_millis(20);
 
@@ -52,11 +61,13 @@ struct Lane {
     blocks: u32,
     /// Still paced (its writer runs and has blocks left).
     open: bool,
+    /// When it last sent a block (or the operation started).
+    moved: Instant,
 }
 
 impl Lane {
-    fn active(&self) -> bool {
-        self.open && self.sent < self.blocks
+    fn active(&self, now: Instant, stall: Duration) -> bool {
+        self.open && self.sent < self.blocks && now.duration_since(self.moved) < stall
     }
 }
 
@@ -64,31 +75,41 @@ impl Lane {
 #[derive(Debug)]
 pub struct Pacer {
     ahead: u32,
+    stall: Duration,
     lanes: Mutex<Vec<Lane>>,
     moved: Condvar,
 }
 
 impl Pacer {
     /// `blocks[i]` is shard i's block count. `ahead` = 0 is lockstep; `u32::MAX` turns pacing
-    /// off (as does `on = false`, for an operation in which this peer sends nothing).
-    pub fn new(blocks: impl IntoIterator<Item = u32>, ahead: u32, on: bool) -> Pacer {
+    /// off (as does `on = false`, for an operation in which this peer sends nothing). A shard
+    /// that has not sent a block for `stall` paces nobody until it sends one.
+    pub fn new(
+        blocks: impl IntoIterator<Item = u32>,
+        ahead: u32,
+        stall: Duration,
+        on: bool,
+    ) -> Pacer {
+        let now = Instant::now();
         let lanes = blocks
             .into_iter()
             .map(|blocks| Lane {
                 sent: 0,
                 blocks,
                 open: on && ahead != u32::MAX,
+                moved: now,
             })
             .collect();
         Pacer {
             ahead,
+            stall,
             lanes: Mutex::new(lanes),
             moved: Condvar::new(),
         }
     }
 
     /// Whether `shard` may send its block `b` now.
-    fn allowed(lanes: &[Lane], shard: usize, b: u32, ahead: u32) -> bool {
+    fn allowed(&self, lanes: &[Lane], shard: usize, b: u32) -> bool {
         let Some(me) = lanes.get(shard) else {
             return true;
         };
@@ -96,14 +117,15 @@ impl Pacer {
             return true;
         }
         // The laggard's position projected onto this shard's blocks.
+        let now = Instant::now();
         let floor = lanes
             .iter()
-            .filter(|l| l.active())
+            .filter(|l| l.active(now, self.stall))
             .map(|l| u64::from(l.sent) * u64::from(me.blocks) / u64::from(l.blocks))
             .min();
         match floor {
             None => true,
-            Some(f) => u64::from(b) <= f + u64::from(ahead),
+            Some(f) => u64::from(b) <= f + u64::from(self.ahead),
         }
     }
 
@@ -112,7 +134,7 @@ impl Pacer {
     pub fn wait_turn(&self, shard: usize, b: u32, stop: impl Fn() -> bool) -> bool {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if Self::allowed(&lanes, shard, b, self.ahead) {
+            if self.allowed(&lanes, shard, b) {
                 return true;
             }
             if stop() {
@@ -131,6 +153,7 @@ impl Pacer {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = lanes.get_mut(shard) {
             l.sent = l.sent.max(b.saturating_add(1));
+            l.moved = Instant::now();
         }
         drop(lanes);
         self.moved.notify_all();
@@ -172,12 +195,14 @@ mod tests {
 
     fn may(p: &Pacer, shard: usize, b: u32) -> bool {
         let lanes = p.lanes.lock().unwrap();
-        Pacer::allowed(&lanes, shard, b, p.ahead)
+        p.allowed(&lanes, shard, b)
     }
+
+    const LONG: Duration = Duration::from_secs(3600);
 
     #[test]
     fn no_shard_runs_more_than_ahead_past_the_laggard() {
-        let p = Pacer::new([10, 10, 10], 2, true);
+        let p = Pacer::new([10, 10, 10], 2, LONG, true);
         assert!(may(&p, 0, 0) && may(&p, 0, 2));
         assert!(!may(&p, 0, 3), "3 blocks ahead of shards still at 0");
         for b in 0..3 {
@@ -194,20 +219,20 @@ mod tests {
 
     #[test]
     fn lockstep_and_off() {
-        let p = Pacer::new([4, 4], 0, true);
+        let p = Pacer::new([4, 4], 0, LONG, true);
         assert!(may(&p, 0, 0) && !may(&p, 0, 1));
         p.sent(0, 0);
         assert!(!may(&p, 0, 1) && may(&p, 1, 0));
-        let off = Pacer::new([4, 4], u32::MAX, true);
+        let off = Pacer::new([4, 4], u32::MAX, LONG, true);
         assert!(may(&off, 0, 3));
-        let receiver = Pacer::new([4, 4], 0, false);
+        let receiver = Pacer::new([4, 4], 0, LONG, false);
         assert!(may(&receiver, 1, 3));
     }
 
     #[test]
     fn weighted_shards_compare_fractions() {
         // Shard 0 has twice the blocks of shard 1: halfway is block 4 against block 2.
-        let p = Pacer::new([8, 4], 0, true);
+        let p = Pacer::new([8, 4], 0, LONG, true);
         p.sent(1, 0);
         p.sent(1, 1);
         assert!(may(&p, 0, 0) && !may(&p, 1, 2));
@@ -219,23 +244,35 @@ mod tests {
 
     #[test]
     fn finished_closed_and_empty_shards_hold_nobody_back() {
-        let p = Pacer::new([2, 6, 0], 0, true);
+        let p = Pacer::new([2, 6, 0], 0, LONG, true);
         p.sent(0, 0);
         p.sent(1, 0);
         p.sent(0, 1);
         // Shard 0 is done and shard 2 has nothing: only shard 1 paces now.
         assert!(may(&p, 1, 1) && !may(&p, 1, 2));
-        let q = Pacer::new([6, 6], 0, true);
+        let q = Pacer::new([6, 6], 0, LONG, true);
         q.sent(0, 0);
         assert!(!may(&q, 0, 1));
         drop(q.lane(1));
-        assert!(may(&q, 0, 5), "a closed lane paces nobody");
+        assert!(may(&q, 0, 1), "a closed lane paces nobody");
         assert!(may(&q, 1, 3), "nor is it paced");
     }
 
     #[test]
+    fn a_stalled_shard_holds_nobody_back_until_it_moves() {
+        let p = Pacer::new([6, 6], 0, Duration::from_millis(50), true);
+        p.sent(0, 0);
+        assert!(!may(&p, 0, 1));
+        std::thread::sleep(Duration::from_millis(80));
+        p.sent(0, 1);
+        assert!(may(&p, 0, 2), "shard 1 has not moved for the stall time");
+        p.sent(1, 0);
+        assert!(!may(&p, 0, 2), "it moved: it paces again");
+    }
+
+    #[test]
     fn a_waiter_wakes_when_the_laggard_moves_or_gives_up_on_stop() {
-        let p = Pacer::new([4, 4], 0, true);
+        let p = Pacer::new([4, 4], 0, LONG, true);
         p.sent(0, 0);
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
