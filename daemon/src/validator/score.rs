@@ -195,7 +195,15 @@ pub fn compute_round(
             Some((uid, e)) if *uid == m.uid => *e,
             _ => 0.0,
         };
-        emas.push((m.uid, scoring::ema(before, p.round, opts.ema_alpha)?));
+        // A wrong result (a bot's check or a live job's sample) costs the miner its whole record,
+        // not one round's share of it: a cheat caught after earning weight while honest gets
+        // weight 0 at once (issue 13), and builds up again from 0 once the window is clean.
+        let ema = if p.wrong() {
+            0.0
+        } else {
+            scoring::ema(before, p.round, opts.ema_alpha)?
+        };
+        emas.push((m.uid, ema));
     }
     // Padding for min allowed weights: unflagged miners first, never a wrong one.
     let pad: Vec<u16> = parts.iter().filter(|p| !p.wrong()).map(|p| p.uid).collect();
@@ -316,6 +324,99 @@ mod tests {
             parts[0].flags.iter().any(|f| f.contains("failed in job 7")),
             "{:?}",
             parts[0].flags
+        );
+    }
+
+    fn bench(id: u64, miner: &MinerRow, outcome: BenchmarkOutcome, at_ms: u64) -> BenchRow {
+        BenchRow {
+            benchmark_id: id,
+            bot: "bot".into(),
+            miner_uid: miner.uid,
+            miner_hotkey: miner.hotkey.clone(),
+            state: BenchState::Reported,
+            outcome: outcome as i32,
+            reason: if outcome == BenchmarkOutcome::WrongResult {
+                "element 3 of rank 1 is 2, expected 1".into()
+            } else {
+                String::new()
+            },
+            bytes: 1 << 20,
+            peers: 3,
+            seed: id,
+            checked_elements: 1 << 18,
+            upload: 50e6,
+            download: 50e6,
+            broadcast: 50e6,
+            latency_ms: 1.0,
+            all_reduce_s: 0.1,
+            broadcast_s: 0.1,
+            assigned_at_ms: at_ms,
+            report_by_ms: at_ms + 60_000,
+            reported_at_ms: at_ms,
+            score: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_wrong_result_takes_a_miners_whole_ema_and_weight_not_one_rounds_share() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("v.sqlite")).expect("open");
+        let opts = ScoringOptions::from_config(&ValidatorConfig::default());
+        let limits = ChainLimits {
+            max_weight_limit: u16::MAX,
+            min_allowed_weights: 1,
+        };
+        let miners = [miner("m1", 1), miner("m2", 2)];
+        let window = opts.window.as_millis() as u64;
+
+        // Honest rounds: both build up an EMA.
+        let mut now = 10 * window;
+        for i in 0..3 {
+            store
+                .put_benchmark(&bench(2 * i, &miners[0], BenchmarkOutcome::Ok, now))
+                .expect("put");
+            store
+                .put_benchmark(&bench(2 * i + 1, &miners[1], BenchmarkOutcome::Ok, now))
+                .expect("put");
+            let r = compute_round(&store, &miners, &opts, limits, now + 1).expect("round");
+            store
+                .put_round(i, now, &r.uids, &r.weights, &r.error, &r.scores)
+                .expect("store round");
+            now += 2 * window;
+        }
+        let before: HashMap<String, f64> = store
+            .emas()
+            .expect("emas")
+            .into_iter()
+            .map(|(h, _, e)| (h, e))
+            .collect();
+        assert!(before["m1"] > 0.0 && before["m2"] > 0.0, "{before:?}");
+
+        // m1 is then caught once among good results: its EMA and weight go to 0 at once.
+        store
+            .put_benchmark(&bench(100, &miners[0], BenchmarkOutcome::Ok, now))
+            .expect("put");
+        store
+            .put_benchmark(&bench(101, &miners[0], BenchmarkOutcome::WrongResult, now))
+            .expect("put");
+        store
+            .put_benchmark(&bench(102, &miners[1], BenchmarkOutcome::Ok, now))
+            .expect("put");
+        let r = compute_round(&store, &miners, &opts, limits, now + 1).expect("round");
+        let line = |uid| r.scores.iter().find(|s| s.uid == uid).expect("line");
+        assert_eq!(line(1).ema, 0.0, "the cheat keeps nothing: {:?}", line(1));
+        assert_eq!(line(1).weight_u16, 0);
+        assert!(
+            !r.uids.contains(&1),
+            "the cheat is not in the vector: {r:?}"
+        );
+        assert!(line(2).ema >= before["m2"], "the honest miner is untouched");
+        assert_eq!(r.uids, vec![2]);
+        assert!(
+            line(1)
+                .flags
+                .iter()
+                .any(|f| f.contains("element 3 of rank 1"))
         );
     }
 }
