@@ -516,3 +516,51 @@ pub fn classify(e: &PeerError, joined: bool) -> (Outcome, String) {
     };
     (outcome, reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_rates_span_every_peer_and_leave_out_the_download_head() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let flow = |start, up_end, down_start, down_end| Flow {
+            start: at(start),
+            up_end: at(up_end),
+            down_start: at(down_start),
+            down_end: at(down_end),
+            kernel: true,
+        };
+        // One peer got ahead; the link's upload ran from the first start to the last ack, its
+        // download from the first result byte to the last.
+        let flows = [
+            flow(0, 600, 100, 1100),
+            flow(5, 1000, 100, 1100),
+            flow(2, 900, 101, 1050),
+        ];
+        let (up, down) = link_rates(1_000_000, &flows);
+        assert!((up - 1_000_000.0).abs() < 1e-6, "{up}");
+        assert!((down - 1_000_000.0).abs() < 1e-6, "{down}");
+        assert_eq!(link_rates(1_000_000, &[]), (0.0, 0.0));
+        // An empty span measures nothing rather than infinity.
+        assert_eq!(link_rates(1, &[flow(0, 0, 0, 0)]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn without_kernel_counters_the_application_instants_serve() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(2);
+        let app = crate::peer::progress::Times {
+            first_received: Some(t0 + Duration::from_millis(50)),
+            last_sent: Some(t0 + Duration::from_secs(1)),
+            last_received: Some(end),
+        };
+        let f = Flow::of(t0, end, app, None);
+        assert!(!f.kernel);
+        assert_eq!(
+            (f.up_end, f.down_start),
+            (app.last_sent.unwrap(), app.first_received.unwrap())
+        );
+    }
+}
