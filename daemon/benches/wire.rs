@@ -43,4 +43,46 @@ fn main() {
             dtype::accumulate(&mut out, black_box(&w), d);
         });
     }
+    cold();
+}
+
+/// A peer's view: a 64 MiB tensor walked in 256 KiB wire blocks, so the tensor side is out of
+/// cache as it is in a real all_reduce (encode reads it, decode writes it).
+fn cold() {
+    const T: usize = 16 << 20;
+    const BLOCK: usize = 128 * 1024;
+    let mut tensor: Vec<f32> = (0..T).map(|i| (i as f32).cos()).collect();
+    let mut wire = vec![0u8; BLOCK * 2];
+    let passes = 4;
+    let time = |name: &str, f: &mut dyn FnMut()| {
+        f();
+        let t = Instant::now();
+        for _ in 0..passes {
+            f();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{name:<32} {:>7.2} GB/s of f32 (64 MiB tensor, out of cache)",
+            (T * 4 * passes) as f64 / secs / 1e9
+        );
+    };
+    for d in [Dtype::F16, Dtype::Bf16] {
+        time(&format!("encode f32 -> {d}, cold"), &mut || {
+            for c in tensor.chunks(BLOCK) {
+                dtype::encode_into(c, d, &mut wire);
+                black_box(&wire);
+            }
+        });
+        dtype::encode_into(&tensor[..BLOCK], d, &mut wire);
+        time(&format!("decode {d} -> f32, cold"), &mut || {
+            for c in tensor.chunks_mut(BLOCK) {
+                dtype::decode_into(black_box(&wire), d, c);
+            }
+        });
+        time(&format!("decode {d} -> f32, cold, streaming"), &mut || {
+            for c in tensor.chunks_mut(BLOCK) {
+                dtype::decode_into_streaming(black_box(&wire), d, c);
+            }
+        });
+    }
 }

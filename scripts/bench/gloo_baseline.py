@@ -43,17 +43,23 @@ def shard_bounds(n, m):
 
 
 def timed(fn, reps, warmup, group=None):
-    """Runs fn warmup+reps times between barriers; returns each rep's slowest-rank time."""
-    times = []
+    """Runs fn warmup+reps times between barriers; returns each rep's slowest-rank time and the
+    CPU seconds (user + system, every thread of every process) the rep used."""
+    times, cpu = [], []
     for r in range(warmup + reps):
         dist.barrier(group=group)
         t = time.perf_counter()
+        c = time.process_time()
         fn(r)
+        c = time.process_time() - c
         dt = torch.tensor([time.perf_counter() - t], dtype=torch.float64)
         dist.all_reduce(dt, op=dist.ReduceOp.MAX, group=group)
+        dc = torch.tensor([c], dtype=torch.float64)
+        dist.all_reduce(dc, op=dist.ReduceOp.SUM, group=group)
         if r >= warmup:
             times.append(dt.item())
-    return times
+            cpu.append(dc.item())
+    return times, cpu
 
 
 def topology_worker(rank, world, port, p, n, reps, warmup, out):
@@ -101,15 +107,16 @@ def topology_worker(rank, world, port, p, n, reps, warmup, out):
             elif rank == miners[i]:
                 dist.broadcast(shard_buf[i], src=miners[i], group=groups[i])
 
-    ar = timed(all_reduce, reps, warmup)
-    bc = timed(broadcast, reps, warmup)
+    ar, ar_cpu = timed(all_reduce, reps, warmup)
+    bc, _ = timed(broadcast, reps, warmup)
     rss = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if is_miner else 0.0],
                        dtype=torch.float64)
     dist.all_reduce(rss, op=dist.ReduceOp.MAX)
     rz = torch.tensor([rendezvous], dtype=torch.float64)
     dist.all_reduce(rz, op=dist.ReduceOp.MAX)
     if rank == 0:
-        out.put({"all_reduce": ar, "broadcast": bc, "miner_rss_mib": rss.item(), "rendezvous_s": rz.item()})
+        out.put({"all_reduce": ar, "all_reduce_cpu": ar_cpu, "broadcast": bc, "miner_rss_mib": rss.item(),
+                 "rendezvous_s": rz.item()})
     dist.destroy_process_group()
 
 
@@ -119,12 +126,12 @@ def ring_worker(rank, world, port, n, reps, warmup, out):
     dist.init_process_group("gloo", rank=rank, world_size=world)
     rendezvous = time.perf_counter() - t0
     tensor = torch.rand(n)
-    ar = timed(lambda _: dist.all_reduce(tensor), reps, warmup)
-    bc = timed(lambda r: dist.broadcast(tensor, src=r % world), reps, warmup)
+    ar, ar_cpu = timed(lambda _: dist.all_reduce(tensor), reps, warmup)
+    bc, _ = timed(lambda r: dist.broadcast(tensor, src=r % world), reps, warmup)
     rz = torch.tensor([rendezvous], dtype=torch.float64)
     dist.all_reduce(rz, op=dist.ReduceOp.MAX)
     if rank == 0:
-        out.put({"all_reduce": ar, "broadcast": bc, "rendezvous_s": rz.item()})
+        out.put({"all_reduce": ar, "all_reduce_cpu": ar_cpu, "broadcast": bc, "rendezvous_s": rz.item()})
     dist.destroy_process_group()
 
 
@@ -147,9 +154,12 @@ def run(target, world, *args):
 free_port_holder = [0]
 
 
-def summarize(times, mb):
+def summarize(times, mb, cpu=None):
     med = statistics.median(times)
-    return {"median_s": med, "min_s": min(times), "mb_per_s_per_peer": mb / med, "times_s": times}
+    out = {"median_s": med, "min_s": min(times), "mb_per_s_per_peer": mb / med, "times_s": times}
+    if cpu:
+        out["cpu_s"] = statistics.median(cpu)
+    return out
 
 
 def main():
@@ -168,7 +178,7 @@ def main():
         free_port_holder[0] = free_port()
         t = run(topology_worker, 2 * a.peers + 1, a.peers, n, a.reps, a.warmup)
         result["topology"] = {
-            "all_reduce": summarize(t["all_reduce"], mb),
+            "all_reduce": summarize(t["all_reduce"], mb, t["all_reduce_cpu"]),
             "broadcast": summarize(t["broadcast"], mb),
             "rendezvous_s": t["rendezvous_s"],
             "miner_rss_mib": t["miner_rss_mib"],
@@ -176,7 +186,7 @@ def main():
     free_port_holder[0] = free_port()
     r = run(ring_worker, a.peers, n, a.reps, a.warmup)
     result["ring"] = {
-        "all_reduce": summarize(r["all_reduce"], mb),
+        "all_reduce": summarize(r["all_reduce"], mb, r["all_reduce_cpu"]),
         "broadcast": summarize(r["broadcast"], mb),
         "rendezvous_s": r["rendezvous_s"],
     }

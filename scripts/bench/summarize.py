@@ -104,6 +104,8 @@ def main():
     checks = [o["check"] for m in (f32, f16, bf16) for o in m["ops"]]
     row(["every result checked bit for bit", "exact" if all(c == "exact" for c in checks) else "; ".join(checks), "", "exact", verdict(all(c == "exact" for c in checks))])
 
+    cpu_table(gloo, f32, f16, bf16, peers, tensor_mb, agg)
+
     extra = [(n, load(d, "mr_" + n), load(d, "gloo_" + n)) for n in ("16", "1024", "p2", "p4")]
     if any(m for _, m, _ in extra):
         print("\nOther sizes (f32 all_reduce, MB/s per peer; gloo not run at 1 GiB):\n")
@@ -119,6 +121,43 @@ def main():
             row([label, f"{o['mb_per_s_per_peer']:.1f}", f"{t:.1f}" if t else "-", f"{r:.1f}" if r else "-",
                  f"{o['mb_per_s_per_peer'] / t:.2f}x" if t else "-", f"{o['mb_per_s_per_peer'] / r:.2f}x" if r else "-",
                  f"{m['relay_peak_rss_mib']:.1f} MiB", o["check"]])
+
+
+def cpu_table(gloo, f32, f16, bf16, peers, tensor_mb, agg):
+    """CPU seconds per all_reduce, summed over every process, against the bytes each design moves
+    through loopback: on a machine whose cores all its processes share, CPU per operation is the
+    throughput. Ring: 2(P-1)/P * D per peer, 2(P-1) D in all; relays: D up and D down per peer,
+    2 P D in all (16-bit wires: half)."""
+    ring_cpu = gloo["ring"]["all_reduce"].get("cpu_s")
+    if ring_cpu is None:
+        return
+    ring_bytes = 2 * (peers - 1) * tensor_mb  # MB
+    relay_bytes = 2 * peers * tensor_mb
+    rows = [
+        ("gloo ring (P processes)", ring_cpu, ring_bytes, gloo["ring"]["all_reduce"]["median_s"]),
+        ("gloo original topology (2P+1 processes)", gloo["topology"]["all_reduce"].get("cpu_s"),
+         2 * peers * tensor_mb, gloo["topology"]["all_reduce"]["median_s"]),
+    ]
+    for name, mr, wire in (("ours f32", f32, 1.0), ("ours f16", f16, 0.5), ("ours bf16", bf16, 0.5)):
+        o = op(mr, "all_reduce")
+        if "peer_cpu_s" in o:
+            rows.append((f"{name} (P relays + P peers)", o["relay_cpu_s"] + o["peer_cpu_s"], relay_bytes * wire, o["median_s"]))
+    print("\nCPU per all_reduce (user + system, every process, median of reps) against bytes moved through"
+          " loopback; 2 cores, so time >= CPU / 2:\n")
+    row(["design", "CPU s per op", "MB moved per op", "CPU ns per byte moved", "median s", "CPU / (2 cores x time)"])
+    row(["---"] * 6)
+    for name, cpu, mb, t in rows:
+        if cpu is None:
+            continue
+        row([name, f"{cpu:.3f}", f"{mb:.0f}", f"{cpu / mb * 1e3:.2f}", f"{t:.3f}", f"{cpu / (2 * t):.0%}"])
+    # What a relay needs for 0.7x ring, if time is CPU-bound (time = CPU / 2).
+    ring_t = gloo["ring"]["all_reduce"]["median_s"]
+    need_t = ring_t / 0.7
+    need_cpu = 2 * need_t
+    print(f"\nFor 0.7x ring (f32): at most {need_t:.3f} s per op, so at most {need_cpu:.3f} CPU s"
+          f" if both cores are busy throughout, i.e. {need_cpu / relay_bytes * 1e3:.2f} ns per byte moved"
+          f" (ring today: {ring_cpu / ring_bytes * 1e3:.2f}); and {relay_bytes / need_t:.0f} MB/s through"
+          f" loopback against iperf3's {agg:.0f} MB/s.")
 
 
 if __name__ == "__main__":

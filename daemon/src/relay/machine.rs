@@ -2,8 +2,9 @@
 //! so property tests can feed it anything.
 //!
 //! Reduction is in f32 and in rank order: rank 0's block starts the sum, then ranks 1, 2, ... are
-//! added in turn; a contribution that arrives early waits until its turn. The f32 result is
-//! therefore bit-exact and reproducible by anyone holding the inputs. Blocks live in a window:
+//! added in turn. A block's contributions wait until all P are in, then are reduced in one pass
+//! (`dtype::reduce_into`: no f32 sum of the whole block in memory). The f32 result is therefore
+//! bit-exact and reproducible by anyone holding the inputs. Blocks live in a window:
 //! the reader of a rank is only allowed to read (`may_read`) while its next block is within
 //! `window` of the oldest block not yet delivered to every peer, so memory is bounded by the
 //! window whatever the tensor size, and a peer that runs ahead is held back by TCP.
@@ -36,8 +37,9 @@ impl Params {
         self.plan.block_elems as usize * self.dtype.size()
     }
 
-    /// Worst-case bytes the window can hold: per block, the early contributions of P-1 ranks,
-    /// the f32 accumulator and the encoded result.
+    /// Worst-case bytes the window can hold: per block, the contributions of P ranks and the
+    /// result (counted as P-1 contributions, an f32 sum and the result, which is at least that:
+    /// the sum kept by earlier versions is gone, the bound is unchanged).
     pub fn reservation_bytes(&self) -> u64 {
         let elems = self.plan.block_elems;
         let wire = elems * self.dtype.size() as u64;
@@ -89,12 +91,10 @@ pub enum Event {
 
 #[derive(Debug, Default)]
 struct Slot {
-    /// Sum so far.
-    acc: Acc,
-    /// Next rank to fold in.
-    folded: u32,
-    /// Contributions that arrived before their turn, by rank.
-    early: Vec<Option<Bytes>>,
+    /// Contributions so far, by rank; reduced in one pass when the last is in.
+    inputs: Vec<Option<Bytes>>,
+    /// How many of `inputs` are in.
+    arrived: u32,
     /// Handed to the writers.
     sent: bool,
     /// Delivered to every recipient.
@@ -131,8 +131,8 @@ pub struct Machine {
 impl Machine {
     pub fn new(params: Params) -> Machine {
         let p = params.p() as usize;
-        // Live at once, at most: per window block, P wire contributions and one result (bytes
-        // for 16-bit dtypes) and one f32 sum; the pool keeps no more than that.
+        // Live at once, at most: per window block, P wire contributions and one result; the
+        // pool keeps no more than that (its f32 buffers are no longer used by the reduction).
         let pool = BufPool::new(
             params.block_bytes(),
             params.plan.block_elems as usize,
@@ -455,23 +455,19 @@ impl Machine {
                     payload,
                 });
             }
-            Collective::AllReduce(reduce) => {
-                if slot.early.is_empty() {
-                    slot.early = vec![None; p as usize];
+            Collective::AllReduce(op_kind) => {
+                if slot.inputs.is_empty() {
+                    slot.inputs = vec![None; p as usize];
                 }
-                slot.early[r] = Some(payload);
-                while let Some(next) = slot
-                    .early
-                    .get_mut(slot.folded as usize)
-                    .and_then(Option::take)
-                {
-                    fold(&mut slot.acc, next, dt, pool);
-                    slot.folded += 1;
-                }
-                if slot.folded == p {
-                    slot.early = Vec::new();
-                    let acc = std::mem::take(&mut slot.acc);
-                    let payload = finish(acc, reduce, p, dt, pool);
+                slot.inputs[r] = Some(payload);
+                slot.arrived += 1;
+                if slot.arrived == p {
+                    // Every rank sends each block once (checked above), so all are in.
+                    let inputs: Vec<Bytes> = std::mem::take(&mut slot.inputs)
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let payload = reduce(inputs, op_kind, dt, pool);
                     slot.sent = true;
                     events.push(Event::Send {
                         seq,
@@ -608,67 +604,27 @@ impl Machine {
     }
 }
 
-/// A block's running sum. Rank 0's block is kept as received until rank 1's arrives, so the
-/// first addition reads both and writes the sum in one pass instead of copying first.
-#[derive(Debug, Default)]
-enum Acc {
-    #[default]
-    Empty,
-    Raw(Bytes),
-    Sum(Vec<f32>),
+/// The result block of all P contributions (in rank order): summed in f32 in rank order in one
+/// pass (see [`dtype::reduce_into`]), divided by P for an average, in the job's dtype. One peer's
+/// block is its own sum and average (x / 1 is x), sent as received.
+fn reduce(mut inputs: Vec<Bytes>, op: Op, dt: Dtype, pool: &BufPool) -> Bytes {
+    if inputs.len() == 1 {
+        return inputs.swap_remove(0);
+    }
+    let len = inputs.first().map_or(0, Bytes::len);
+    let mut out = pool.bytes_filled(len);
+    let divide = (op == Op::Avg).then_some(inputs.len() as f32);
+    dtype::reduce_into(&inputs, dt, divide, &mut out);
+    // The inputs' buffers go back to the pool before the result's is handed out.
+    drop(inputs);
+    pool.freeze(out)
 }
 
-/// Adds the next contribution (in rank order) into the sum.
-fn fold(acc: &mut Acc, wire: Bytes, dt: Dtype, pool: &BufPool) {
-    *acc = match std::mem::take(acc) {
-        Acc::Empty => Acc::Raw(wire),
-        Acc::Raw(first) => {
-            let mut sum = pool.floats(first.len() / dt.size());
-            dtype::add_pair_into(&first, &wire, dt, &mut sum);
-            Acc::Sum(sum)
-        }
-        Acc::Sum(mut v) => {
-            dtype::accumulate(&mut v, &wire, dt);
-            Acc::Sum(v)
-        }
-    }
-}
-
-fn finish(acc: Acc, op: Op, p: u32, dt: Dtype, pool: &BufPool) -> Bytes {
-    let mut acc = match acc {
-        // One peer: its block is the sum, and the average (x / 1 is x), already in wire form.
-        Acc::Raw(only) => return only,
-        Acc::Sum(v) => v,
-        Acc::Empty => Vec::new(),
-    };
-    if op == Op::Avg {
-        let n = p as f32;
-        for x in &mut acc {
-            *x /= n;
-        }
-    }
-    match dt {
-        // Sent as it is; the buffer returns to the pool when the last writer has sent it.
-        Dtype::F32 => pool.freeze_floats(acc),
-        _ => {
-            let mut out = pool.bytes_filled(acc.len() * dt.size());
-            dtype::encode_into(&acc, dt, &mut out);
-            pool.recycle_floats(acc);
-            pool.freeze(out)
-        }
-    }
-}
-
-/// The result block the relay sends for these contributions (in rank order): the same fold and
-/// finish as a running job, for the validator's recomputation of sampled blocks.
+/// The result block the relay sends for these contributions (in rank order): the same reduction
+/// as a running job, for the validator's recomputation of sampled blocks.
 pub fn reduce_block(inputs: &[Bytes], op: Op, dt: Dtype) -> Bytes {
     // A pool that keeps nothing: plain allocations, the same arithmetic.
-    let pool = BufPool::new(0, 0, 0);
-    let mut acc = Acc::Empty;
-    for x in inputs {
-        fold(&mut acc, x.clone(), dt, &pool);
-    }
-    finish(acc, op, inputs.len() as u32, dt, &pool)
+    reduce(inputs.to_vec(), op, dt, &BufPool::new(0, 0, 0))
 }
 
 #[cfg(test)]

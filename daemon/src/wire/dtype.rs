@@ -170,6 +170,24 @@ pub fn decode_into(wire: &[u8], dtype: Dtype, dst: &mut [f32]) {
     });
 }
 
+/// [`decode_into`] for a destination that will not be read again while it is still in cache
+/// (a peer's large tensor): 16-bit dtypes are decoded with non-temporal stores where the CPU has
+/// them, which do not read each destination line from memory before overwriting it. Same values.
+pub fn decode_into_streaming(wire: &[u8], dtype: Dtype, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if dtype != Dtype::F32 && wire.len() == dst.len() * 2 && simd() {
+        // SAFETY: `simd()` checked the CPU features these need.
+        unsafe {
+            match dtype {
+                Dtype::F16 => super::simd::decode_f16_nt(wire, dst),
+                _ => super::simd::decode_bf16_nt(wire, dst),
+            }
+        }
+        return;
+    }
+    decode_into(wire, dtype, dst);
+}
+
 /// `acc[i] += wire[i]` in f32.
 pub fn accumulate(acc: &mut [f32], wire: &[u8], dtype: Dtype) {
     debug_assert_eq!(wire.len(), acc.len() * dtype.size());
@@ -221,6 +239,52 @@ pub fn add_pair_into(a: &[u8], b: &[u8], dtype: Dtype, out: &mut [f32]) {
     }
     decode_into(a, dtype, out);
     accumulate(out, b, dtype);
+}
+
+/// Elements per step of [`reduce_into`]: the f32 partial sum (8 KiB) stays in L1 while every
+/// input's piece is folded into it.
+const REDUCE_CHUNK: usize = 2048;
+
+/// The reduced block of `inputs` (wire bytes of the same length, in rank order) in `out` (wire
+/// bytes, as long as one input): `((in[0] + in[1]) + in[2]) + ...` in f32, divided by `divide`
+/// when given, rounded to `dtype`. One pass over each input and one over `out`, a chunk at a
+/// time, with no block-sized f32 sum in memory: a relay's decode, accumulate and encode passes
+/// over a block (and its sum's trips to memory) in one. The arithmetic, and so every bit of the
+/// result, is that of folding the inputs one by one with [`add_pair_into`] and [`accumulate`].
+pub fn reduce_into<B: AsRef<[u8]>>(
+    inputs: &[B],
+    dtype: Dtype,
+    divide: Option<f32>,
+    out: &mut [u8],
+) {
+    let size = dtype.size();
+    let n = out.len() / size;
+    debug_assert_eq!(out.len(), n * size);
+    debug_assert!(inputs.iter().all(|x| x.as_ref().len() == out.len()));
+    let mut buf = [0f32; REDUCE_CHUNK];
+    let mut at = 0;
+    while at < n {
+        let len = REDUCE_CHUNK.min(n - at);
+        let (lo, hi) = (at * size, (at + len) * size);
+        let acc = &mut buf[..len];
+        match inputs {
+            [] => acc.fill(0.0),
+            [only] => decode_into(&only.as_ref()[lo..hi], dtype, acc),
+            [a, b, rest @ ..] => {
+                add_pair_into(&a.as_ref()[lo..hi], &b.as_ref()[lo..hi], dtype, acc);
+                for x in rest {
+                    accumulate(acc, &x.as_ref()[lo..hi], dtype);
+                }
+            }
+        }
+        if let Some(d) = divide {
+            for x in acc.iter_mut() {
+                *x /= d;
+            }
+        }
+        encode_into(acc, dtype, &mut out[lo..hi]);
+        at += len;
+    }
 }
 
 /// What a value becomes after a trip through the wire dtype (for references and checks).
@@ -285,6 +349,13 @@ mod tests {
                 let wire = &shifted[off..];
                 let mut out = vec![0f32; v.len()];
                 decode_into(wire, dtype, &mut out);
+                // The streaming decode, into a destination at every 4-byte offset from 32.
+                let mut big = vec![0f32; v.len() + 8];
+                let skew = off + 1;
+                decode_into_streaming(wire, dtype, &mut big[skew..skew + v.len()]);
+                for i in 0..v.len() {
+                    prop_assert!(big[skew + i].to_bits() == out[i].to_bits() || (big[skew + i].is_nan() && out[i].is_nan()));
+                }
                 let mut acc = vec![1.0f32; v.len()];
                 accumulate(&mut acc, wire, dtype);
                 let pair = add_pair(wire, wire, dtype);
@@ -295,6 +366,51 @@ mod tests {
                     prop_assert!(sum.to_bits() == acc[i].to_bits() || (sum.is_nan() && acc[i].is_nan()));
                     let twice = want + want;
                     prop_assert!(twice.to_bits() == pair[i].to_bits() || (twice.is_nan() && pair[i].is_nan()));
+                }
+            }
+        }
+
+        /// The one-pass reduction is bit for bit the element-wise fold in rank order, at any
+        /// length (across chunk borders), any P, sum or average, on both paths.
+        #[test]
+        fn reduce_into_is_the_rank_order_fold(
+            p in 0usize..5,
+            n in 0usize..5000,
+            seed in any::<u64>(),
+            avg in any::<bool>(),
+            portable in any::<bool>(),
+        ) {
+            PORTABLE.with(|c| c.set(portable));
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let inputs: Vec<Vec<f32>> = (0..p)
+                .map(|_| (0..n).map(|_| {
+                    let r = next();
+                    // Mostly ordinary values, some arbitrary bit patterns (NaN, inf, subnormal).
+                    if r % 16 == 0 { f32::from_bits((r >> 32) as u32) } else { ((r >> 40) as f32) / 8e6 - 1.0 }
+                }).collect())
+                .collect();
+            let divide = (avg && p > 0).then_some(p as f32);
+            for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+                let wires: Vec<Vec<u8>> = inputs.iter().map(|v| {
+                    let mut w = Vec::new();
+                    encode(v, dtype, &mut w);
+                    w
+                }).collect();
+                let mut out = vec![0u8; n * dtype.size()];
+                reduce_into(&wires, dtype, divide, &mut out);
+                let mut got = vec![0f32; n];
+                decode_into(&out, dtype, &mut got);
+                for i in 0..n {
+                    let mut want = 0.0f32;
+                    for (r, v) in inputs.iter().enumerate() {
+                        let x = round_trip(v[i], dtype);
+                        want = if r == 0 { x } else { want + x };
+                    }
+                    if let Some(d) = divide { want /= d; }
+                    let want = round_trip(want, dtype);
+                    prop_assert!(want.to_bits() == got[i].to_bits() || (want.is_nan() && got[i].is_nan()),
+                        "{dtype} p={p} i={i}: {want} vs {}", got[i]);
                 }
             }
         }

@@ -62,7 +62,7 @@ fn bf16_at(src: &[u8], j: usize) -> f32 {
 }
 
 macro_rules! decode_and_accumulate {
-    ($decode:ident, $accumulate:ident, $load:ident, $scalar:ident, $doc:literal) => {
+    ($decode:ident, $decode_nt:ident, $accumulate:ident, $load:ident, $scalar:ident, $doc:literal) => {
         #[doc = concat!("Decodes ", $doc, " bytes into `dst` (`src.len() == 2 * dst.len()`).")]
         ///
         /// # Safety
@@ -77,6 +77,34 @@ macro_rules! decode_and_accumulate {
                 unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(i), $load(src, i)) };
                 i += 8;
             }
+            for j in n8..dst.len() {
+                dst[j] = $scalar(src, j);
+            }
+        }
+
+        #[doc = concat!("[`", stringify!($decode), "`] with non-temporal stores: for a large tensor ")]
+        /// that will not be read again while it is still in cache, the stores skip reading every
+        /// destination line from memory first (half the memory traffic of a plain store).
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and F16C (see [`available`]).
+        #[target_feature(enable = "avx2,f16c")]
+        pub unsafe fn $decode_nt(src: &[u8], dst: &mut [f32]) {
+            assert_eq!(src.len(), dst.len() * 2);
+            // Plain stores up to the first 32-byte boundary, which streaming stores need.
+            let head = dst.as_ptr().align_offset(32).min(dst.len());
+            for j in 0..head {
+                dst[j] = $scalar(src, j);
+            }
+            let n8 = head + (dst.len() - head) / 8 * 8;
+            let mut i = head;
+            while i < n8 {
+                // SAFETY: i + 8 <= dst.len(); dst + i is 32-byte aligned (head, then steps of 32).
+                unsafe { _mm256_stream_ps(dst.as_mut_ptr().add(i), $load(src, i)) };
+                i += 8;
+            }
+            // Streaming stores are weakly ordered: fence them before the buffer is handed on.
+            _mm_sfence();
             for j in n8..dst.len() {
                 dst[j] = $scalar(src, j);
             }
@@ -106,8 +134,38 @@ macro_rules! decode_and_accumulate {
     };
 }
 
-decode_and_accumulate!(decode_f16, accumulate_f16, load_f16x8, f16_at, "f16");
-decode_and_accumulate!(decode_bf16, accumulate_bf16, load_bf16x8, bf16_at, "bf16");
+decode_and_accumulate!(
+    decode_f16,
+    decode_f16_nt,
+    accumulate_f16,
+    load_f16x8,
+    f16_at,
+    "f16"
+);
+decode_and_accumulate!(
+    decode_bf16,
+    decode_bf16_nt,
+    accumulate_bf16,
+    load_bf16x8,
+    bf16_at,
+    "bf16"
+);
+
+/// 8 x f32 -> 8 x bf16 bits in the low halves of the 32-bit lanes (round to nearest even, NaN
+/// kept quiet).
+#[inline(always)]
+unsafe fn bf16_bits8(v: __m256, round: __m256i, one: __m256i, quiet: __m256i) -> __m256i {
+    // SAFETY (caller): the CPU has AVX2 (these only touch registers).
+    unsafe {
+        let b = _mm256_castps_si256(v);
+        let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(b), one);
+        let rounded = _mm256_add_epi32(b, _mm256_add_epi32(round, lsb));
+        // NaN is the only value unordered with itself: one compare instead of mask and compare.
+        let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        let quieted = _mm256_or_si256(b, quiet);
+        _mm256_srli_epi32::<16>(_mm256_blendv_epi8(rounded, quieted, nan))
+    }
+}
 
 /// f32 -> bf16 bits, round to nearest even, NaN kept quiet (as `half::bf16::from_f32`).
 ///
@@ -116,23 +174,29 @@ decode_and_accumulate!(decode_bf16, accumulate_bf16, load_bf16x8, bf16_at, "bf16
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn encode_bf16(src: &[f32], dst: &mut [u8]) {
     assert_eq!(dst.len(), src.len() * 2);
-    let n8 = src.len() / 8 * 8;
-    let mut i = 0;
-    let abs_mask = _mm256_set1_epi32(0x7FFF_FFFF);
-    let inf = _mm256_set1_epi32(0x7F80_0000);
     let round = _mm256_set1_epi32(0x7FFF);
     let one = _mm256_set1_epi32(1);
     let quiet = _mm256_set1_epi32(0x0040_0000);
+    // 16 at a time: one pack and one permute per 16 (packus works per 128-bit lane, so
+    // [a0..3 b0..3 | a4..7 b4..7] is put back in order by swapping the middle quarters).
+    let n16 = src.len() / 16 * 16;
+    let mut i = 0;
+    while i < n16 {
+        // SAFETY: i + 16 <= src.len() and 2 * (i + 16) <= dst.len(); unaligned loads and store.
+        unsafe {
+            let a = bf16_bits8(_mm256_loadu_ps(src.as_ptr().add(i)), round, one, quiet);
+            let b = bf16_bits8(_mm256_loadu_ps(src.as_ptr().add(i + 8)), round, one, quiet);
+            let packed = _mm256_packus_epi32(a, b);
+            let ordered = _mm256_permute4x64_epi64::<0b1101_1000>(packed);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(2 * i) as *mut __m256i, ordered);
+        }
+        i += 16;
+    }
+    let n8 = src.len() / 8 * 8;
     while i < n8 {
         // SAFETY: i + 8 <= src.len() and 2 * (i + 8) <= dst.len(); unaligned load and store.
         unsafe {
-            let b = _mm256_castps_si256(_mm256_loadu_ps(src.as_ptr().add(i)));
-            let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(b), one);
-            let rounded = _mm256_add_epi32(b, _mm256_add_epi32(round, lsb));
-            let nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, abs_mask), inf);
-            let quieted = _mm256_or_si256(b, quiet);
-            let r = _mm256_srli_epi32::<16>(_mm256_blendv_epi8(rounded, quieted, nan));
-            // Pack 8 x u32 (each < 65536) into 8 x u16; packus works per 128-bit lane.
+            let r = bf16_bits8(_mm256_loadu_ps(src.as_ptr().add(i)), round, one, quiet);
             let packed = _mm256_packus_epi32(r, r);
             let ordered = _mm256_permute4x64_epi64::<0b1000>(packed);
             _mm_storeu_si128(
