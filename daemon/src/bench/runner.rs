@@ -161,6 +161,23 @@ struct RankFailure {
     joined: bool,
 }
 
+impl RankFailure {
+    /// How much this failure says about the miner, when several ranks fail. Every rank is one of
+    /// the bot's own virtual peers, so a relay's report that a rank disconnected only echoes that
+    /// rank's own failure (its deadline passed first, say): the rank's own error tells, the echo
+    /// does not outrank it.
+    fn telling(&self) -> u8 {
+        match &self.error {
+            PeerError::Relay { reason, .. }
+                if reason.starts_with("rank ") && reason.contains(" disconnected") =>
+            {
+                0
+            }
+            e => e.rank(),
+        }
+    }
+}
+
 /// Runs the benchmark of `ticket` with `key` (every rank of the ticket must be `key`'s hotkey)
 /// on data from `seed`. Never panics on what the miner does; every failure becomes an
 /// [`Outcome`] with a reason. `on_progress` is called from this thread a few times a second.
@@ -279,7 +296,7 @@ pub fn run(
             Err(f) => failures.push(f),
         }
     }
-    if let Some(f) = failures.into_iter().max_by_key(|f| f.error.rank()) {
+    if let Some(f) = failures.into_iter().max_by_key(|f| f.telling()) {
         let (outcome, reason) = classify(&f.error, f.joined);
         result.outcome = outcome;
         result.reason = reason;
@@ -520,6 +537,35 @@ pub fn classify(e: &PeerError, joined: bool) -> (Outcome, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relays_echo_of_a_rank_leaving_does_not_outrank_that_ranks_own_timeout() {
+        let fail = |error| RankFailure {
+            error,
+            joined: true,
+        };
+        let timeout = fail(PeerError::Timeout {
+            miner: "miner 0".into(),
+            secs: 1.0,
+            during: "waiting for block 1".into(),
+        });
+        let echo = fail(PeerError::Relay {
+            miner: "miner 0".into(),
+            reason: "rank 1 (5Gds) disconnected during operation 0 (all_reduce), at block 2 of 4"
+                .into(),
+        });
+        let refusal = fail(PeerError::Relay {
+            miner: "miner 0".into(),
+            reason: "memory budget exceeded".into(),
+        });
+        assert!(timeout.telling() > echo.telling());
+        assert!(refusal.telling() > timeout.telling());
+        let chosen = [echo, timeout]
+            .into_iter()
+            .max_by_key(|f| f.telling())
+            .expect("one");
+        assert_eq!(classify(&chosen.error, true).0, Outcome::Timeout);
+    }
 
     #[test]
     fn link_rates_span_every_peer_and_leave_out_the_download_head() {
