@@ -148,29 +148,7 @@ async fn one_round_zeroes_the_cheat_and_pays_the_honest_miners_on_chain() {
     }
 
     // Build the blocks that make the round due; the weight set follows within a few ticks.
-    // One at a time: on a loaded machine a long dev_newBlock outlives the call timeout.
-    for _ in 0..8 {
-        if let Err(e) = client.dev_new_blocks(1).await {
-            println!("   dev_newBlock: {e} (the next one goes on)");
-        }
-    }
-    let end = Instant::now() + Duration::from_secs(120);
-    let set = loop {
-        if let Some(w) = store
-            .weight_sets(10)
-            .expect("weight sets")
-            .into_iter()
-            .find(|w| w.ok)
-        {
-            break w;
-        }
-        assert!(
-            Instant::now() < end,
-            "no weight set in 120 s: {}",
-            validator.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let set = mr_testkit::devnet::weight_set_after_blocks(client, &store, &validator).await;
     t.done(&format!(
         "weights set at block {}: uids {:?} weights {:?}",
         set.block, set.uids, set.weights

@@ -3,9 +3,13 @@
 
 use mapreduce::chain::dev::{DevChain, DevChainOptions, DevSubnetParams, create_dev_subnet};
 use mapreduce::chain::{ChainClient, ChainOptions, ChainSigner, Rao};
+use mapreduce::validator::Store;
+use mapreduce::validator::records::WeightSetRow;
 use mapreduce::wallet::{Keypair, Wallet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::Proc;
 
 pub struct DevNet {
     /// Stops chopsticks when dropped.
@@ -85,5 +89,37 @@ impl DevNet {
             .await
             .expect("register");
         (k, uid)
+    }
+}
+
+/// Builds the blocks that make a validator's scoring round come due and waits (up to 120 s) for
+/// the first successful weight set in its `store`. One block at a time: on a loaded machine a
+/// long dev_newBlock outlives the call timeout, and the next one goes on.
+pub async fn weight_set_after_blocks(
+    client: &ChainClient,
+    store: &Store,
+    validator: &Proc,
+) -> WeightSetRow {
+    for _ in 0..8 {
+        if let Err(e) = client.dev_new_blocks(1).await {
+            println!("   dev_newBlock: {e} (the next one goes on)");
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(w) = store
+            .weight_sets(10)
+            .expect("weight sets")
+            .into_iter()
+            .find(|w| w.ok)
+        {
+            return w;
+        }
+        assert!(
+            Instant::now() < end,
+            "no weight set in 120 s: {}",
+            validator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
