@@ -14,6 +14,7 @@ use crate::core::{Collective, Dtype, Op};
 use crate::peer::check::{self, Mismatch};
 use crate::peer::failover::LossKind;
 use crate::peer::{Job, Peer, PeerError, PeerProgress};
+use crate::relay;
 use crate::wallet::Keypair;
 use crate::wire::SignedTicket;
 use crate::wire::handshake::now_ms;
@@ -168,11 +169,7 @@ impl RankFailure {
     /// does not outrank it.
     fn telling(&self) -> u8 {
         match &self.error {
-            PeerError::Relay { reason, .. }
-                if reason.starts_with("rank ") && reason.contains(" disconnected") =>
-            {
-                0
-            }
+            PeerError::Relay { reason, .. } if relay::machine::reports_a_peer_left(reason) => 0,
             e => e.rank(),
         }
     }

@@ -56,6 +56,16 @@ impl Params {
     }
 }
 
+/// The words after [`Params::who`] in the reason a relay sends when a peer's connection closed
+/// without `End` ([`Machine::disconnected`]).
+const PEER_LEFT: &str = " disconnected";
+
+/// Whether a relay's reason says that one of the job's peers left (its connection closed without
+/// `End`), as [`Machine::disconnected`] words it: the failure is that peer's, seen second-hand.
+pub fn reports_a_peer_left(reason: &str) -> bool {
+    reason.starts_with("rank ") && reason.contains(PEER_LEFT)
+}
+
 /// The job cannot go on. `culprit` is the rank whose input was wrong, when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -536,17 +546,18 @@ impl Machine {
     }
 
     /// The connection of `rank` closed without `End` (the process died, or the network did).
+    /// [`reports_a_peer_left`] recognises the reason.
     pub fn disconnected(&mut self, rank: u32) -> Fault {
         let who = self.params.who(rank);
         let reason = match &self.op {
             Some(op) => format!(
-                "{who} disconnected during operation {} ({}), at block {} of {}",
+                "{who}{PEER_LEFT} during operation {} ({}), at block {} of {}",
                 op.seq,
                 op.collective,
                 op.next_block.get(rank as usize).copied().unwrap_or(0),
                 self.params.plan.blocks()
             ),
-            None => format!("{who} disconnected"),
+            None => format!("{who}{PEER_LEFT}"),
         };
         self.fail(fault(rank, reason))
     }

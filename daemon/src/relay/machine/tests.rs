@@ -187,6 +187,23 @@ fn bad_input_fails_the_job_naming_the_rank() {
 }
 
 #[test]
+fn a_disconnect_is_reported_in_words_that_say_a_peer_left() {
+    let mut m = Machine::new(params(2, 8, 2, Dtype::F32, 4));
+    let idle = m.disconnected(1).reason;
+    let mut m = Machine::new(params(2, 8, 2, Dtype::F32, 4));
+    joined(&mut m);
+    m.on_frame(0, begin(0, Collective::AllReduce(Op::Sum)))
+        .expect("begin");
+    let busy = m.disconnected(1).reason;
+    for reason in [&idle, &busy] {
+        assert!(reason.starts_with("rank 1 (peer1)"), "{reason}");
+        assert!(reports_a_peer_left(reason), "{reason}");
+    }
+    assert!(busy.contains("during operation 0"), "{busy}");
+    assert!(!reports_a_peer_left("memory budget exceeded"));
+}
+
+#[test]
 fn leaving_between_operations_finishes_the_job() {
     let mut m = Machine::new(params(2, 0, 2, Dtype::F32, 4));
     joined(&mut m);
