@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark, all in one run on 127.0.0.1: the loopback ceiling (iperf3, 3 parallel
 # streams), the gloo baselines (the original's topology and plain ring, gloo_baseline.py), and
-# `mrctl bench local` in f32, f16 and bf16; prints a markdown table of figures and ratios.
+# `mrctl bench local` in f32, f16 and bf16, and the bare traffic of both designs (relays and ring
+# moved by the simplest code with no protocol work: daemon/examples/bare_traffic.rs); prints a
+# markdown table of figures and ratios.
 #
 #   scripts/bench/compare.sh                 # P=3, M=3, D=100 MiB, 5 reps
 #   PEERS=4 MIB=16 REPS=5 scripts/bench/compare.sh
@@ -30,7 +32,9 @@ python3 -c "import torch" 2>/dev/null || { echo "gloo_baseline.py needs torch: p
 
 echo "==> building (release)" >&2
 cargo build --release -q -p mapreduce -p mrctl
+cargo build --release -q -p mapreduce --example bare_traffic
 MRCTL="$TARGET/release/mrctl"
+BARE="$TARGET/release/examples/bare_traffic"
 
 iperf() {
     local port=$((20000 + RANDOM % 20000))
@@ -44,6 +48,11 @@ iperf() {
 mr() { # name peers mib dtype
     echo "==> mrctl bench local P=$2 D=$3 MiB $4" >&2
     "$MRCTL" bench local --peers "$2" --miners "$2" --mib "$3" --dtype "$4" --reps "$REPS" --json >"$OUT/$1.json"
+}
+
+bare() { # name peers mib [args]
+    echo "==> bare traffic P=$2 D=$3 MiB ${*:4}" >&2
+    "$BARE" --peers "$2" --miners "$2" --mib "$3" --reps "$REPS" --json "${@:4}" >"$OUT/$1.json"
 }
 
 gloo() { # name peers mib [args]
@@ -60,6 +69,9 @@ for r in $(seq 1 "$ROUNDS"); do
     mr "mr_f32_r$r" "$PEERS" "$MIB" f32
     mr "mr_f16_r$r" "$PEERS" "$MIB" f16
     mr "mr_bf16_r$r" "$PEERS" "$MIB" bf16
+    bare "bare_relay_r$r" "$PEERS" "$MIB"
+    bare "bare_relay16_r$r" "$PEERS" "$MIB" --wire-bytes 2
+    bare "bare_ring_r$r" "$PEERS" "$MIB" --ring
 done
 if [ "$EXTRA" = 1 ]; then
     gloo gloo_16 "$PEERS" 16

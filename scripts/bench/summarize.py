@@ -105,6 +105,7 @@ def main():
     row(["every result checked bit for bit", "exact" if all(c == "exact" for c in checks) else "; ".join(checks), "", "exact", verdict(all(c == "exact" for c in checks))])
 
     cpu_table(gloo, f32, f16, bf16, peers, tensor_mb, agg)
+    bare_table(d, gloo, f32, f16)
 
     extra = [(n, load(d, "mr_" + n), load(d, "gloo_" + n)) for n in ("16", "1024", "p2", "p4")]
     if any(m for _, m, _ in extra):
@@ -158,6 +159,33 @@ def cpu_table(gloo, f32, f16, bf16, peers, tensor_mb, agg):
           f" if both cores are busy throughout, i.e. {need_cpu / relay_bytes * 1e3:.2f} ns per byte moved"
           f" (ring today: {ring_cpu / ring_bytes * 1e3:.2f}); and {relay_bytes / need_t:.0f} MB/s through"
           f" loopback against iperf3's {agg:.0f} MB/s.")
+
+
+def bare_table(d, gloo, f32, f16):
+    """The bare traffic from daemon/examples/bare_traffic.rs: each design's bytes moved by the
+    simplest code (threads of one process, blocking sockets) with no protocol work: no frames,
+    checksums, reduction or signatures. What the ring leads by here is the traffic pattern's, not
+    an implementation's."""
+    relay, _ = load_rounds(d, "bare_relay")
+    relay16, _ = load_rounds(d, "bare_relay16")
+    ring_bare, _ = load_rounds(d, "bare_ring")
+    if not (relay and relay16 and ring_bare):
+        return
+    ring = gloo["ring"]["all_reduce"]["mb_per_s_per_peer"]
+    ours = op(f32, "all_reduce")["mb_per_s_per_peer"]
+    ours16 = op(f16, "all_reduce")["mb_per_s_per_peer"]
+    print("\nBare traffic (`daemon/examples/bare_traffic.rs`): each design's bytes moved by the simplest code, no"
+          " protocol work; MB/s of the f32 tensor per peer:\n")
+    row(["design", "MB/s per peer", "vs gloo ring", "vs bare ring", "CPU ns per byte moved", "ours against it"])
+    row(["---"] * 6)
+    rb = ring_bare["mb_per_s_per_peer"]
+    row(["bare ring (2(P-1) D moved)", f"{rb:.1f}", f"{rb / ring:.2f}x", "1.00x",
+         f"{ring_bare['cpu_ns_per_byte_moved']:.2f}", f"gloo ring {ring:.1f} MB/s = {ring / rb:.2f}x it"])
+    for name, b, o, target in (("bare relays, f32 (2 P D moved)", relay, ours, 0.7),
+                               ("bare relays, 16-bit (P D moved)", relay16, ours16, 1.1)):
+        m = b["mb_per_s_per_peer"]
+        row([name, f"{m:.1f}", f"{m / ring:.2f}x (target for ours: >= {target}x)", f"{m / rb:.2f}x",
+             f"{b['cpu_ns_per_byte_moved']:.2f}", f"ours {o:.1f} MB/s = {o / m:.2f}x it"])
 
 
 if __name__ == "__main__":
