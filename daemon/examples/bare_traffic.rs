@@ -6,7 +6,7 @@
 //! - `--ring`: every peer streams 2(P-1)/P·D to the next peer, 2(P-1)·D bytes in all, as a ring
 //!   all_reduce moves (with no synchronisation between its steps).
 //!
-//! Threads of one process, plain blocking sockets (`--poll`: one polling thread per ring peer).
+//! Threads of one process, plain blocking sockets (`--poll`: one polling thread per peer).
 //! Side by side with gloo and `mrctl bench local` (`scripts/bench/compare.sh`) it separates what
 //! the traffic pattern costs on this machine from what an implementation adds: the ring's lead
 //! over the relays here is the kernel's, before any protocol work. `--checksums` adds the XXH3
@@ -65,9 +65,9 @@ struct Args {
     /// A ring's traffic instead: peer p streams 2(P-1)/P·D to peer p+1.
     #[arg(long)]
     ring: bool,
-    /// With --ring: one thread per peer drives both its sockets (non-blocking, poll) instead of
-    /// a writer and a reader thread.
-    #[arg(long, requires = "ring")]
+    /// One thread per peer drives all its sockets (non-blocking, poll) instead of a writer and
+    /// a reader thread per socket (relays keep one blocking thread each).
+    #[arg(long)]
     poll: bool,
     /// One JSON object on stdout instead of a line of text.
     #[arg(long)]
@@ -271,12 +271,20 @@ fn relays(a: &Args, bytes: usize, block: usize) -> Result<Timings> {
             let mut handles = Vec::new();
             for ((row, input), output) in conns.iter().zip(&inputs).zip(outputs.iter_mut()) {
                 let (mut inp, mut out) = (input.as_slice(), output.as_mut_slice());
+                let mut lanes = Vec::new();
                 for (conn, &shard) in row.iter().zip(&shards) {
                     let (i, rest_in) = inp.split_at(shard);
                     let (o, rest_out) = out.split_at_mut(shard);
                     (inp, out) = (rest_in, rest_out);
-                    handles.push(s.spawn(move || send_all(conn, i, block, a)));
-                    handles.push(s.spawn(move || recv_all(conn, o, block, a)));
+                    if a.poll {
+                        lanes.push(Lane::new(conn, conn, i, o));
+                    } else {
+                        handles.push(s.spawn(move || send_all(conn, i, block, a)));
+                        handles.push(s.spawn(move || recv_all(conn, o, block, a)));
+                    }
+                }
+                if a.poll {
+                    handles.push(s.spawn(move || peer_polled(lanes, block)));
                 }
             }
             handles.into_iter().try_for_each(join)
@@ -348,7 +356,8 @@ fn ring(a: &Args, bytes: usize, block: usize) -> Result<Timings> {
                 outs.iter().zip(&ins).zip(&inputs).zip(outputs.iter_mut())
             {
                 if a.poll {
-                    handles.push(s.spawn(move || ring_peer_polled(out, inp, input, output, block)));
+                    let lane = Lane::new(out, inp, input, output);
+                    handles.push(s.spawn(move || peer_polled(vec![lane], block)));
                 } else {
                     handles.push(s.spawn(move || send_all(out, input, block, a)));
                     handles.push(s.spawn(move || recv_all(inp, output, block, a)));
@@ -359,57 +368,86 @@ fn ring(a: &Args, bytes: usize, block: usize) -> Result<Timings> {
     })
 }
 
-/// One ring peer on one thread: writes to `out` and reads from `inp` whenever either is ready.
-fn ring_peer_polled(
-    out: &TcpStream,
-    inp: &TcpStream,
-    input: &[u8],
-    output: &mut [u8],
-    block: usize,
-) -> Result<()> {
+/// One direction pair of a peer's traffic: what it sends on `out` and receives on `inp` (the
+/// same socket for a relay, the next and previous peers' for a ring).
+struct Lane<'a> {
+    out: &'a TcpStream,
+    inp: &'a TcpStream,
+    input: &'a [u8],
+    output: &'a mut [u8],
+    sent: usize,
+    got: usize,
+}
+
+impl<'a> Lane<'a> {
+    fn new(out: &'a TcpStream, inp: &'a TcpStream, input: &'a [u8], output: &'a mut [u8]) -> Self {
+        Lane {
+            out,
+            inp,
+            input,
+            output,
+            sent: 0,
+            got: 0,
+        }
+    }
+}
+
+/// One peer on one thread: every lane's socket is written to and read from whenever it is
+/// ready (non-blocking sockets, poll), instead of a writer and a reader thread per lane.
+fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize) -> Result<()> {
     use std::io::ErrorKind::WouldBlock;
-    out.set_nonblocking(true)?;
-    inp.set_nonblocking(true)?;
-    let (mut w, mut r) = (out, inp);
-    let (mut sent, mut got) = (0, 0);
-    while sent < input.len() || got < output.len() {
-        let want = |more: bool, ev| if more { ev } else { 0 };
-        let mut fds = [
-            libc::pollfd {
-                fd: out.as_raw_fd(),
-                events: want(sent < input.len(), libc::POLLOUT),
+    for l in &lanes {
+        l.out.set_nonblocking(true)?;
+        l.inp.set_nonblocking(true)?;
+    }
+    loop {
+        let mut fds = Vec::with_capacity(lanes.len() * 2);
+        for l in &lanes {
+            let (more_out, more_in) = (l.sent < l.input.len(), l.got < l.output.len());
+            fds.push(libc::pollfd {
+                fd: l.out.as_raw_fd(),
+                events: if more_out { libc::POLLOUT } else { 0 },
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: inp.as_raw_fd(),
-                events: want(got < output.len(), libc::POLLIN),
+            });
+            fds.push(libc::pollfd {
+                fd: l.inp.as_raw_fd(),
+                events: if more_in { libc::POLLIN } else { 0 },
                 revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds, their count, a timeout.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, 10_000) } < 0 {
+            });
+        }
+        if fds.iter().all(|f| f.events == 0) {
+            break;
+        }
+        // SAFETY: valid pollfds, their count, a timeout.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10_000) } < 0 {
             return Err(std::io::Error::last_os_error()).context("poll");
         }
-        while sent < input.len() {
-            let end = (sent + block).min(input.len());
-            match w.write(&input[sent..end]) {
-                Ok(k) => sent += k,
-                Err(e) if e.kind() == WouldBlock => break,
-                Err(e) => return Err(e).context("peer write"),
+        for l in &mut lanes {
+            let mut w = l.out;
+            while l.sent < l.input.len() {
+                let end = (l.sent + block).min(l.input.len());
+                match w.write(&l.input[l.sent..end]) {
+                    Ok(k) => l.sent += k,
+                    Err(e) if e.kind() == WouldBlock => break,
+                    Err(e) => return Err(e).context("peer write"),
+                }
             }
-        }
-        while got < output.len() {
-            let end = (got + block).min(output.len());
-            match r.read(&mut output[got..end]) {
-                Ok(0) => bail!("the previous peer closed its connection"),
-                Ok(k) => got += k,
-                Err(e) if e.kind() == WouldBlock => break,
-                Err(e) => return Err(e).context("peer read"),
+            let mut r = l.inp;
+            while l.got < l.output.len() {
+                let end = (l.got + block).min(l.output.len());
+                match r.read(&mut l.output[l.got..end]) {
+                    Ok(0) => bail!("a connection closed early"),
+                    Ok(k) => l.got += k,
+                    Err(e) if e.kind() == WouldBlock => break,
+                    Err(e) => return Err(e).context("peer read"),
+                }
             }
         }
     }
-    out.set_nonblocking(false)?;
-    inp.set_nonblocking(false)?;
+    for l in &lanes {
+        l.out.set_nonblocking(false)?;
+        l.inp.set_nonblocking(false)?;
+    }
     Ok(())
 }
 
