@@ -205,7 +205,7 @@ async fn reader(
                 return;
             }
             Some(Err(e)) => {
-                let who = cell.lock().machine.params().who(rank);
+                let who = cell.lock().machine.params().who(rank).to_string();
                 let reason = format!("{who} broke the protocol: {e}");
                 cell.fail(Fault {
                     reason,
@@ -235,7 +235,10 @@ async fn writer(
     let (job, shard) = cell.key;
     let (dtype, who) = {
         let g = cell.lock();
-        (g.machine.params().dtype, g.machine.params().who(rank))
+        (
+            g.machine.params().dtype,
+            g.machine.params().who(rank).to_string(),
+        )
     };
     loop {
         let msg = tokio::select! {

@@ -47,11 +47,28 @@ impl Params {
         u64::from(self.window) * per_block + 64 * 1024
     }
 
-    /// "rank r (hotkey)", for messages.
-    pub fn who(&self, rank: u32) -> String {
-        match self.peers.get(rank as usize) {
-            Some(h) => format!("rank {rank} ({h})"),
-            None => format!("rank {rank}"),
+    /// "rank r (hotkey)", for messages; formatted only when a message is (every frame names
+    /// its sender in case it is refused).
+    pub fn who(&self, rank: u32) -> Who<'_> {
+        Who {
+            rank,
+            hotkey: self.peers.get(rank as usize).map(String::as_str),
+        }
+    }
+}
+
+/// A peer of a job as messages name it: see [`Params::who`].
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    rank: u32,
+    hotkey: Option<&'a str>,
+}
+
+impl std::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.hotkey {
+            Some(h) => write!(f, "rank {} ({h})", self.rank),
+            None => write!(f, "rank {}", self.rank),
         }
     }
 }
@@ -574,7 +591,7 @@ impl Machine {
         let names = |ranks: Vec<u32>| {
             ranks
                 .into_iter()
-                .map(|r| self.params.who(r))
+                .map(|r| self.params.who(r).to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         };
