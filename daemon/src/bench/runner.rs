@@ -526,6 +526,7 @@ pub fn classify(e: &PeerError, joined: bool) -> (Outcome, String) {
         | PeerError::Length { .. }
         | PeerError::Source { .. }
         | PeerError::Failed(_)
+        | PeerError::Engine(_)
         | PeerError::Expired { .. } => Outcome::Error,
     };
     (outcome, reason)

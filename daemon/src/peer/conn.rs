@@ -1,5 +1,5 @@
-//! One peer's connection to one miner (blocking sockets: the peer runs a reader and a writer
-//! thread per miner during an operation).
+//! One peer's connection to one miner: blocking sockets to join and to say goodbye; during an
+//! operation the peer's engine (`super::engine`) drives it non-blocking.
 
 use super::{Job, PeerError};
 use crate::core::ShardPlan;
@@ -148,6 +148,11 @@ impl Conn {
                 welcomed,
             },
         ))
+    }
+
+    /// The largest payload a frame from the miner may carry.
+    pub fn max_payload(&self) -> u32 {
+        self.max_payload
     }
 
     /// Read and write timeouts for what follows.

@@ -56,6 +56,8 @@ pub enum PeerError {
         why: String,
         detail: String,
     },
+    #[error("cannot start the peer's I/O engine: {0}")]
+    Engine(std::io::Error),
     #[error("this job failed earlier and cannot be used again: {0}")]
     Failed(String),
     #[error("the validator no longer renews job {job}: {reason}")]

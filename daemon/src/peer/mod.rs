@@ -20,6 +20,7 @@ pub mod check;
 pub mod collective;
 pub mod conn;
 pub mod deadline;
+mod engine;
 pub mod error;
 pub mod failover;
 pub mod job;

@@ -18,8 +18,9 @@
 //! stopped reading) holds nobody back until it moves again: the other miners keep getting their
 //! blocks, so they do not blame this peer for a silence that is another miner's.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// How many blocks a shard may run ahead of the laggard by default.
 pub const AHEAD: u32 = 2;
@@ -77,7 +78,8 @@ pub struct Pacer {
     ahead: u32,
     stall: Duration,
     lanes: Mutex<Vec<Lane>>,
-    moved: Condvar,
+    /// Wakes the writers waiting for their turn (they all run on the peer's one engine thread).
+    moved: Notify,
 }
 
 impl Pacer {
@@ -104,7 +106,7 @@ impl Pacer {
             ahead,
             stall,
             lanes: Mutex::new(lanes),
-            moved: Condvar::new(),
+            moved: Notify::new(),
         }
     }
 
@@ -129,22 +131,30 @@ impl Pacer {
         }
     }
 
+    fn may(&self, shard: usize, b: u32) -> bool {
+        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        self.allowed(&lanes, shard, b)
+    }
+
     /// Waits until `shard` may send its block `b`. Returns false, without waiting longer, once
-    /// `stop()` says the operation is over.
-    pub fn wait_turn(&self, shard: usize, b: u32, stop: impl Fn() -> bool) -> bool {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+    /// `stop()` says the operation is over. Looks again every [`POLL`] even unwoken: a laggard
+    /// that stalls stops pacing the others by the clock, not by an event.
+    pub async fn wait_turn(&self, shard: usize, b: u32, stop: impl Fn() -> bool) -> bool {
+        if self.may(shard, b) {
+            return true;
+        }
         loop {
-            if self.allowed(&lanes, shard, b) {
+            // Registered before the check, so a move between the two is not missed.
+            let moved = self.moved.notified();
+            let mut moved = std::pin::pin!(moved);
+            moved.as_mut().enable();
+            if self.may(shard, b) {
                 return true;
             }
             if stop() {
                 return false;
             }
-            lanes = self
-                .moved
-                .wait_timeout(lanes, POLL)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            let _ = tokio::time::timeout(POLL, moved).await;
         }
     }
 
@@ -156,7 +166,7 @@ impl Pacer {
             l.moved = Instant::now();
         }
         drop(lanes);
-        self.moved.notify_all();
+        self.moved.notify_waiters();
     }
 
     /// `shard` leaves the pacing for the rest of the operation (its writer stopped).
@@ -166,7 +176,7 @@ impl Pacer {
             l.open = false;
         }
         drop(lanes);
-        self.moved.notify_all();
+        self.moved.notify_waiters();
     }
 
     /// Closes `shard`'s lane when dropped (a writer's every way out).
@@ -272,22 +282,37 @@ mod tests {
 
     #[test]
     fn a_waiter_wakes_when_the_laggard_moves_or_gives_up_on_stop() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let p = Pacer::new([4, 4], 0, LONG, true);
         p.sent(0, 0);
         let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let t = s.spawn(|| p.wait_turn(0, 1, || stop.load(Ordering::Relaxed)));
-            std::thread::sleep(Duration::from_millis(30));
-            assert!(!t.is_finished());
-            p.sent(1, 0);
-            assert!(t.join().unwrap());
+        let woke = AtomicBool::new(false);
+        rt.block_on(async {
+            let waiter = async {
+                let ok = p.wait_turn(0, 1, || stop.load(Ordering::Relaxed)).await;
+                woke.store(true, Ordering::Relaxed);
+                ok
+            };
+            let mover = async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                assert!(!woke.load(Ordering::Relaxed), "shard 1 has not moved yet");
+                p.sent(1, 0);
+            };
+            let (ok, ()) = tokio::join!(waiter, mover);
+            assert!(ok);
         });
         let started = Instant::now();
-        std::thread::scope(|s| {
-            let t = s.spawn(|| p.wait_turn(0, 3, || stop.load(Ordering::Relaxed)));
-            std::thread::sleep(Duration::from_millis(30));
-            stop.store(true, Ordering::Relaxed);
-            assert!(!t.join().unwrap());
+        rt.block_on(async {
+            let waiter = p.wait_turn(0, 3, || stop.load(Ordering::Relaxed));
+            let stopper = async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                stop.store(true, Ordering::Relaxed);
+            };
+            let (ok, ()) = tokio::join!(waiter, stopper);
+            assert!(!ok);
         });
         assert!(started.elapsed() < Duration::from_secs(5));
     }

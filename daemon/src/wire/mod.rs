@@ -1,6 +1,7 @@
 //! Data-plane wire format: frames and their codec, tensor dtypes, checksums, the signed handshake.
 //! Knows nothing of daemons: both the relay and the peer library build on it.
 
+pub mod aio;
 pub mod codec;
 pub mod dtype;
 pub mod frame;
