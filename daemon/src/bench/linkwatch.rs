@@ -3,7 +3,7 @@
 //!
 //! Why not the application's own instants: a write returns once the bytes are in the local send
 //! buffer (megabytes, so a fast link's upload read up to 1.5x its rate), and a read returns when
-//! the reader thread gets to it (late on a busy machine). The kernel knows when the miner
+//! the peer gets to it (late on a busy machine). The kernel knows when the miner
 //! acknowledged our bytes and when its bytes arrived.
 
 use crate::peer::tcpinfo::{self, TcpCounters};
