@@ -65,7 +65,7 @@ def main():
     tensor_mb = mib * 1024 * 1024 / 1e6
     ceiling_frac = (2 * peers * tensor_mb / ours["median_s"]) / agg
 
-    print(f"P={peers} peers, M={peers} miners, D={mib:g} MiB f32, medians of {f32['reps']} after {f32['warmup']} warm-up"
+    print(f"P={peers} peers, M={peers} miners, D={mib:g} MiB f32, medians of {int(f32['reps'])} after {int(f32['warmup'])} warm-up"
           f"{f', then the median over {rounds} interleaved rounds' if rounds > 1 else ''};"
           f" MB = 10^6 bytes of the f32 tensor per second per peer.\n")
     row(["measure", "figure", "ratio", "target", ""])
