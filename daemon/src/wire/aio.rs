@@ -4,7 +4,7 @@
 //! fails with `TimedOut` past it.
 
 use super::codec::WireError;
-use super::frame::{HEADER_LEN, Header, checksum};
+use super::frame::{HEADER_LEN, Header};
 use std::io::{self, IoSlice};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -56,14 +56,7 @@ pub async fn read_header(
             Err(e) => return Err(e.into()),
         }
     }
-    let h = Header::decode(&b)?;
-    if h.len > max_payload {
-        return Err(WireError::TooLarge {
-            len: h.len,
-            max: max_payload,
-        });
-    }
-    Ok(Some(h))
+    super::io::decode_header(&b, max_payload).map(Some)
 }
 
 /// Reads `dst.len()` payload bytes and checks them against the header's checksum.
@@ -82,13 +75,7 @@ pub async fn read_payload(
             Err(e) => return Err(WireError::Io(e)),
         }
     }
-    if checksum(dst) != header.checksum {
-        return Err(WireError::Checksum {
-            kind: header.kind,
-            block: header.block,
-        });
-    }
-    Ok(())
+    super::io::check_payload(header, dst)
 }
 
 #[cfg(test)]

@@ -33,14 +33,20 @@ pub fn read_header(r: &mut impl Read, max_payload: u32) -> Result<Option<Header>
             Err(e) => return Err(e.into()),
         }
     }
-    let h = Header::decode(&b)?;
+    decode_header(&b, max_payload).map(Some)
+}
+
+/// A received header, refused if it announces more than `max_payload` bytes (blocking and
+/// async readers alike).
+pub(super) fn decode_header(b: &[u8; HEADER_LEN], max_payload: u32) -> Result<Header, WireError> {
+    let h = Header::decode(b)?;
     if h.len > max_payload {
         return Err(WireError::TooLarge {
             len: h.len,
             max: max_payload,
         });
     }
-    Ok(Some(h))
+    Ok(h)
 }
 
 /// Reads `dst.len()` payload bytes and checks them against the header's checksum.
@@ -49,7 +55,12 @@ pub fn read_payload(r: &mut impl Read, header: &Header, dst: &mut [u8]) -> Resul
         io::ErrorKind::UnexpectedEof => WireError::Truncated,
         _ => WireError::Io(e),
     })?;
-    if checksum(dst) != header.checksum {
+    check_payload(header, dst)
+}
+
+/// A received payload against its header's checksum.
+pub(super) fn check_payload(header: &Header, payload: &[u8]) -> Result<(), WireError> {
+    if checksum(payload) != header.checksum {
         return Err(WireError::Checksum {
             kind: header.kind,
             block: header.block,
