@@ -24,6 +24,7 @@ use crate::wire::receipt::{self, SignedReceipt};
 use crate::wire::{HEADER_LEN, Header, Kind, aio, checksum, dtype};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use std::fmt::Display;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
@@ -385,10 +386,15 @@ struct Tx<'c, 's> {
 }
 
 impl Tx<'_, '_> {
-    async fn send(&mut self, h: &Header, payload: &[u8], during: &str) -> Result<(), PeerError> {
+    async fn send(
+        &mut self,
+        h: &Header,
+        payload: &[u8],
+        during: &dyn Display,
+    ) -> Result<(), PeerError> {
         aio::write_frame(&mut self.w, h, payload, self.limit)
             .await
-            .map_err(|e| self.conn.io(e, during))
+            .map_err(|e| self.conn.io(e, &during.to_string()))
     }
 }
 
@@ -402,7 +408,7 @@ struct Rx<'c, 's> {
 
 impl Rx<'_, '_> {
     /// The next header; an `Error` frame becomes `PeerError::Relay` with the relay's reason.
-    async fn header(&mut self, during: &str) -> Result<Header, PeerError> {
+    async fn header(&mut self, during: &dyn Display) -> Result<Header, PeerError> {
         let max = self.conn.max_payload();
         match aio::read_header(&mut self.r, max, self.limit).await {
             Ok(Some(h)) if h.kind == Kind::Error => {
@@ -416,22 +422,53 @@ impl Rx<'_, '_> {
             Ok(Some(h)) => Ok(h),
             Ok(None) => Err(PeerError::Closed {
                 miner: self.conn.name.clone(),
-                during: during.into(),
+                during: during.to_string(),
             }),
-            Err(e) => Err(self.conn.wire(e, during)),
+            Err(e) => Err(self.conn.wire(e, &during.to_string())),
         }
     }
 
     /// Reads a payload into `dst` and checks it.
-    async fn payload(&mut self, h: &Header, dst: &mut [u8], during: &str) -> Result<(), PeerError> {
+    async fn payload(
+        &mut self,
+        h: &Header,
+        dst: &mut [u8],
+        during: &dyn Display,
+    ) -> Result<(), PeerError> {
         aio::read_payload(&mut self.r, h, dst, self.limit)
             .await
-            .map_err(|e| self.conn.wire(e, during))
+            .map_err(|e| self.conn.wire(e, &during.to_string()))
     }
 }
 
-fn during(c: Collective, seq: u32, block: u32, blocks: u32) -> String {
-    format!("during operation {seq} ({c}), block {block} of {blocks}")
+/// Where in an operation a frame belongs, for error messages: formatted only when one is made
+/// (every block of every shard carries one, both ways).
+fn during(c: Collective, seq: u32, block: u32, blocks: u32) -> During {
+    During {
+        c,
+        seq,
+        block,
+        blocks,
+    }
+}
+
+struct During {
+    c: Collective,
+    seq: u32,
+    block: u32,
+    blocks: u32,
+}
+
+impl Display for During {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let During {
+            c,
+            seq,
+            block,
+            blocks,
+        } = self;
+        write!(f, "during operation {seq} ({c}), block {block} of {blocks}")
+    }
 }
 
 /// A writer's place in its operation's [`Pacer`], and when to stop waiting for its turn.
