@@ -284,7 +284,7 @@ fn relays(a: &Args, bytes: usize, block: usize) -> Result<Timings> {
                     }
                 }
                 if a.poll {
-                    handles.push(s.spawn(move || peer_polled(lanes, block)));
+                    handles.push(s.spawn(move || peer_polled(lanes, block, a.checksums)));
                 }
             }
             handles.into_iter().try_for_each(join)
@@ -357,7 +357,7 @@ fn ring(a: &Args, bytes: usize, block: usize) -> Result<Timings> {
             {
                 if a.poll {
                     let lane = Lane::new(out, inp, input, output);
-                    handles.push(s.spawn(move || peer_polled(vec![lane], block)));
+                    handles.push(s.spawn(move || peer_polled(vec![lane], block, a.checksums)));
                 } else {
                     handles.push(s.spawn(move || send_all(out, input, block, a)));
                     handles.push(s.spawn(move || recv_all(inp, output, block, a)));
@@ -377,6 +377,10 @@ struct Lane<'a> {
     output: &'a mut [u8],
     sent: usize,
     got: usize,
+    /// Bytes of `input` hashed so far (ahead of `sent`: a block is hashed before its first write).
+    hashed: usize,
+    /// Bytes of `output` hashed so far (a block is hashed once it is all in).
+    checked: usize,
 }
 
 impl<'a> Lane<'a> {
@@ -388,13 +392,17 @@ impl<'a> Lane<'a> {
             output,
             sent: 0,
             got: 0,
+            hashed: 0,
+            checked: 0,
         }
     }
 }
 
 /// One peer on one thread: every lane's socket is written to and read from whenever it is
 /// ready (non-blocking sockets, poll), instead of a writer and a reader thread per lane.
-fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize) -> Result<()> {
+/// With `checksums`, each block is hashed as the threaded peer hashes it (before sending it,
+/// once all of it is received).
+fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize, checksums: bool) -> Result<()> {
     use std::io::ErrorKind::WouldBlock;
     for l in &lanes {
         l.out.set_nonblocking(true)?;
@@ -426,6 +434,10 @@ fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize) -> Result<()> {
             let mut w = l.out;
             while l.sent < l.input.len() {
                 let end = (l.sent + block).min(l.input.len());
+                if checksums && l.hashed == l.sent {
+                    black_box(checksum(&l.input[l.sent..end]));
+                    l.hashed = end;
+                }
                 match w.write(&l.input[l.sent..end]) {
                     Ok(k) => l.sent += k,
                     Err(e) if e.kind() == WouldBlock => break,
@@ -441,6 +453,14 @@ fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize) -> Result<()> {
                     Err(e) if e.kind() == WouldBlock => break,
                     Err(e) => return Err(e).context("peer read"),
                 }
+            }
+            while checksums && l.checked < l.got {
+                let end = (l.checked + block).min(l.output.len());
+                if l.got < end {
+                    break;
+                }
+                black_box(checksum(&l.output[l.checked..end]));
+                l.checked = end;
             }
         }
     }
