@@ -69,12 +69,13 @@ for r in $(seq 1 "$ROUNDS"); do
     mr "mr_f32_r$r" "$PEERS" "$MIB" f32
     mr "mr_f16_r$r" "$PEERS" "$MIB" f16
     mr "mr_bf16_r$r" "$PEERS" "$MIB" bf16
-    # Relays as our peer drives them (one thread per peer), without and with the frames' checksums.
+    # Every peer drives its sockets from one thread (as ours and gloo's do); relays without and with
+    # the frames' checksums, and a ring's traffic.
     bare "bare_relay_r$r" "$PEERS" "$MIB" --poll
     bare "bare_relay_ck_r$r" "$PEERS" "$MIB" --poll --checksums
     bare "bare_relay16_r$r" "$PEERS" "$MIB" --poll --wire-bytes 2
     bare "bare_relay16_ck_r$r" "$PEERS" "$MIB" --poll --checksums --wire-bytes 2
-    bare "bare_ring_r$r" "$PEERS" "$MIB" --ring
+    bare "bare_ring_r$r" "$PEERS" "$MIB" --ring --poll
 done
 if [ "$EXTRA" = 1 ]; then
     gloo gloo_16 "$PEERS" 16

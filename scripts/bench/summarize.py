@@ -163,9 +163,9 @@ def cpu_table(gloo, f32, f16, bf16, peers, tensor_mb, agg):
 
 def bare_table(d, gloo, f32, f16):
     """The bare traffic from daemon/examples/bare_traffic.rs: each design's bytes moved by the
-    simplest code (threads of one process; the relays' peers each drive all their sockets from one
-    thread, as ours do) with no frames, reduction or signatures, and with or without the frames'
-    checksums. What the ring leads by here is the traffic pattern's, not an implementation's."""
+    simplest code (threads of one process; every peer drives all its sockets from one thread, as
+    ours and gloo's do) with no frames, reduction or signatures, and for the relays with or without
+    the frames' checksums. What the ring leads by here is the traffic pattern's, not an implementation's."""
     rounds = {k: load_rounds(d, k)[0]
               for k in ("bare_relay", "bare_relay_ck", "bare_relay16", "bare_relay16_ck", "bare_ring")}
     if not all(rounds.values()):
