@@ -449,18 +449,18 @@ fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize, checksums: bool) -> Resul
                 let end = (l.got + block).min(l.output.len());
                 match r.read(&mut l.output[l.got..end]) {
                     Ok(0) => bail!("a connection closed early"),
-                    Ok(k) => l.got += k,
+                    Ok(k) => {
+                        l.got += k;
+                        // Hashed as soon as it is all in, while it is still in cache.
+                        let done = (l.checked + block).min(l.output.len());
+                        if checksums && l.got >= done {
+                            black_box(checksum(&l.output[l.checked..done]));
+                            l.checked = done;
+                        }
+                    }
                     Err(e) if e.kind() == WouldBlock => break,
                     Err(e) => return Err(e).context("peer read"),
                 }
-            }
-            while checksums && l.checked < l.got {
-                let end = (l.checked + block).min(l.output.len());
-                if l.got < end {
-                    break;
-                }
-                black_box(checksum(&l.output[l.checked..end]));
-                l.checked = end;
             }
         }
     }
