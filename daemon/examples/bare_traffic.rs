@@ -451,9 +451,13 @@ fn peer_polled(mut lanes: Vec<Lane<'_>>, block: usize, checksums: bool) -> Resul
                     Ok(0) => bail!("a connection closed early"),
                     Ok(k) => {
                         l.got += k;
-                        // Hashed as soon as it is all in, while it is still in cache.
-                        let done = (l.checked + block).min(l.output.len());
-                        if checksums && l.got >= done {
+                        // Each block is hashed as soon as it is all in, while it is still in
+                        // cache (one read can complete two: the short last block and the one before).
+                        while checksums && l.checked < l.got {
+                            let done = (l.checked + block).min(l.output.len());
+                            if l.got < done {
+                                break;
+                            }
                             black_box(checksum(&l.output[l.checked..done]));
                             l.checked = done;
                         }
