@@ -12,7 +12,10 @@
 //! What the bot measures (bench::runner, bench::linkwatch): upload from the all_reduce's start
 //! until the miner's kernel had acknowledged the last byte, download from the arrival of the
 //! first result byte to the last, both from the bot's TCP_INFO counters (not from when a write
-//! returned, which a fast link's socket buffers made read 1.3-1.5x its rate).
+//! returned, which a fast link's socket buffers made read 1.3-1.5x its rate). The bot's virtual
+//! peers pace their blocks as one (peer::pace::SharedPace): without that, TCP let one of them run
+//! megabytes ahead, the miner's results waited for the laggard and the download read as low as
+//! 0.76 of the link's rate.
 //!
 //! CPU: an unoptimised relay and peer moved ~30 Mbit/s on 2 shared cores whatever the link, below
 //! every limit; the workspace's dev profile therefore builds the `mapreduce` package at

@@ -13,6 +13,7 @@ use super::state::{BenchResult, Outcome, Phase};
 use crate::core::{Collective, Dtype, Op};
 use crate::peer::check::{self, Mismatch};
 use crate::peer::failover::LossKind;
+use crate::peer::pace::SharedPace;
 use crate::peer::{Job, Peer, PeerError, PeerProgress};
 use crate::relay;
 use crate::wallet::Keypair;
@@ -238,15 +239,25 @@ pub fn run(
     let progress: Vec<Arc<PeerProgress>> = (0..p).map(|_| Arc::new(PeerProgress::new())).collect();
     let connected = AtomicU32::new(0);
     let start_line = StartLine::new(p);
+    // The virtual peers share this machine's link to the miner: their all_reduce blocks leave in
+    // turn across all of them, so the benchmark measures the miner's link, not TCP's uneven
+    // split between the bot's own flows (see `SharedPace`).
+    let blocks: Vec<u32> = (0..layout.shard_count())
+        .map(|i| layout.shard_plan(i).blocks())
+        .collect();
+    let paces = SharedPace::group(p, &blocks);
 
     let runs: Vec<Result<RankRun, RankFailure>> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .into_iter()
             .zip(&progress)
-            .map(|(job, prog)| {
+            .zip(paces)
+            .map(|((job, prog), pace)| {
                 let (connected, start_line) = (&connected, &start_line);
                 let prog = Arc::clone(prog);
-                s.spawn(move || virtual_peer(job, key, (seed, bseed), prog, connected, start_line))
+                s.spawn(move || {
+                    virtual_peer(job, key, (seed, bseed), prog, pace, connected, start_line)
+                })
             })
             .collect();
         let mut last = (Instant::now(), 0u64);
@@ -365,6 +376,7 @@ fn virtual_peer(
     key: &Keypair,
     (seed, bseed): (u64, u64),
     progress: Arc<PeerProgress>,
+    pace: SharedPace,
     connected: &AtomicU32,
     start_line: &StartLine,
 ) -> Result<RankRun, RankFailure> {
@@ -376,12 +388,16 @@ fn virtual_peer(
     check::fill(seed, rank, &mut allreduce);
     // Every rank comes here, joined or not, so none waits for a failed one longer than the cap.
     start_line.wait(START_WAIT);
-    let mut peer = joined.map_err(|error| RankFailure {
-        error,
-        joined: false,
+    let mut peer = joined.map_err(|error| {
+        pace.leave();
+        RankFailure {
+            error,
+            joined: false,
+        }
     })?;
     connected.fetch_add(1, Ordering::Relaxed);
     peer.set_progress(Arc::clone(&progress));
+    peer.pace_next_with(pace);
     let failed = |error| RankFailure {
         error,
         joined: true,

@@ -8,7 +8,7 @@ use super::conn::{Conn, JoinTimes};
 use super::deadline::Deadline;
 use super::engine::{self, Operation};
 use super::failover::Aborts;
-use super::pace::{self, Pacer};
+use super::pace::{self, Pacer, SharedPace};
 use super::progress::PeerProgress;
 use super::sample::ShardEvidence;
 use super::{Job, PeerError};
@@ -37,6 +37,8 @@ pub struct Peer {
     failed_over: bool,
     /// Evidence for live-job verification, until the session takes it.
     evidence: Vec<ShardEvidence>,
+    /// The next operation's pacing, shared with other peers of this process.
+    shared_pace: Option<SharedPace>,
     /// Drives every operation's traffic from the calling thread.
     rt: tokio::runtime::Runtime,
 }
@@ -107,6 +109,7 @@ impl Peer {
             lost_miners: Vec::new(),
             failed_over: false,
             evidence: Vec::new(),
+            shared_pace: None,
             rt,
         })
     }
@@ -134,6 +137,12 @@ impl Peer {
     /// counters of them while an operation runs (the bench bot's `linkwatch`).
     pub fn socket_handles(&self) -> std::io::Result<Vec<std::net::TcpStream>> {
         self.conns.iter().map(|c| c.reader.try_clone()).collect()
+    }
+
+    /// Paces the next operation's blocks with the other peers of `group` (see [`SharedPace`])
+    /// instead of across this peer's shards only.
+    pub fn pace_next_with(&mut self, group: SharedPace) {
+        self.shared_pace = Some(group);
     }
 
     /// From the first handshake sent to the last miner's word that every peer had joined.
@@ -221,12 +230,21 @@ impl Peer {
         let aborts = Aborts::new(&self.conns);
         let lost = Mutex::new(Vec::new());
         let evidence = Mutex::new(Vec::new());
-        let pacer = Pacer::new(
+        let own = Pacer::new(
             self.conns.iter().map(|c| c.plan.blocks()),
             pace::ahead(),
             pace::stall_time(deadline),
             c.sends(self.job.rank),
         );
+        let shared = self.shared_pace.take();
+        if let Some(g) = shared.as_ref().filter(|_| !c.sends(self.job.rank)) {
+            // Nothing of ours to pace: the group's senders must not wait for us.
+            g.leave();
+        }
+        let (pacer, first_lane) = shared
+            .as_ref()
+            .and_then(|g| g.start(self.conns.len()))
+            .unwrap_or((&own, 0));
         let op = Operation {
             job: &self.job,
             key: &self.key,
@@ -237,7 +255,8 @@ impl Peer {
             aborts: &aborts,
             lost: &lost,
             evidence: &evidence,
-            pacer: &pacer,
+            pacer,
+            first_lane,
         };
         let result = op.run(&self.rt, &mut self.conns, shards, &mut self.failovers);
         let lost = lost.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -83,8 +83,11 @@ pub(super) struct Operation<'a> {
     pub aborts: &'a Aborts,
     pub lost: &'a Mutex<Vec<String>>,
     pub evidence: &'a Mutex<Vec<ShardEvidence>>,
-    /// The order in which this peer's blocks leave, across its shards.
+    /// The order in which this peer's blocks leave, across its shards (and across the peers of a
+    /// shared pace).
     pub pacer: &'a Pacer,
+    /// Shard i's lane in `pacer` is `first_lane + i`.
+    pub first_lane: usize,
 }
 
 impl Operation<'_> {
@@ -262,6 +265,7 @@ impl Operation<'_> {
         let writer = async {
             let paced = Paced {
                 pacer: self.pacer,
+                lane: self.first_lane + conn.shard,
                 stop: &stop,
             };
             let r = send_shard(
@@ -474,6 +478,7 @@ impl Display for During {
 /// A writer's place in its operation's [`Pacer`], and when to stop waiting for its turn.
 struct Paced<'a> {
     pacer: &'a Pacer,
+    lane: usize,
     stop: &'a dyn Fn() -> bool,
 }
 
@@ -493,7 +498,7 @@ async fn send_shard<'a>(
 ) -> Result<(), PeerError> {
     let conn = tx.conn;
     // Every way out of this writer (done, failed, stopped) releases the others from its pace.
-    let _lane = paced.pacer.lane(conn.shard);
+    let _lane = paced.pacer.lane(paced.lane);
     let plan = conn.plan;
     let blocks = plan.blocks();
     let begin = c.encode();
@@ -508,7 +513,7 @@ async fn send_shard<'a>(
         let (block, tail) = rest.split_at_mut(plan.block_len(b));
         rest = tail;
         if c.sends(rank) {
-            if !paced.pacer.wait_turn(conn.shard, b, paced.stop).await {
+            if !paced.pacer.wait_turn(paced.lane, b, paced.stop).await {
                 // The operation failed elsewhere: that error says why.
                 return Ok(());
             }
@@ -536,7 +541,7 @@ async fn send_shard<'a>(
                 checksum: sum,
             };
             tx.send(&h, payload, &during(c, seq, b, blocks)).await?;
-            paced.pacer.sent(conn.shard, b);
+            paced.pacer.sent(paced.lane, b);
             sent.on_block(b, payload, sum);
             count.sent(block.len(), HEADER_LEN + payload.len());
         }
