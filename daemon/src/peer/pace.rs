@@ -49,18 +49,18 @@ pub fn notsent_lowat() -> u32 {
 /// operation's per-block deadline, at most 1 s (a 256 KiB block takes 0.1-0.3 s per flow at
 /// the rates measured), so the other miners hear from this peer well within their deadline.
 pub fn stall_time(deadline: Duration) -> Duration {
-    (deadline / 4).min(Duration::from_secs(1))
+    (deadline / 4).min(STALL_CAP)
 }
 
-/// How long a peer of a [`SharedPace`] group may go without sending before it stops pacing the
-/// others: [`stall_time`]'s cap (the group's peers may run under different deadlines).
-const GROUP_STALL: Duration = Duration::from_secs(1);
+/// The longest stall time; also a [`SharedPace`] group's (its peers may run under different
+/// deadlines).
+const STALL_CAP: Duration = Duration::from_secs(1);
 
 /// One operation's pacing shared by several peers of one process whose flows share one link (the
 /// bench bot's virtual peers): blocks leave in turn across all of them, not only across one peer's
 /// shards. Without it TCP gave one virtual peer a 5 MB lead on a 200 Mbit/s link, the relay's
 /// results waited for the laggard, the download link idled, and the benchmark measured the bot's
-/// own flows rather than the miner (0.76-0.85 of the link's rate, against 0.9 and more).
+/// own flows rather than the miner (downloads read 0.76-0.91 of the link's rate, 0.85-0.94 with).
 #[derive(Debug, Clone)]
 pub struct SharedPace {
     pacer: Arc<Pacer>,
@@ -75,7 +75,7 @@ impl SharedPace {
     /// (all_reduce); a peer that does not send leaves the pacing at once.
     pub fn group(peers: u32, blocks: &[u32]) -> Vec<SharedPace> {
         let lanes = (0..peers).flat_map(|_| blocks.iter().copied());
-        let pacer = Arc::new(Pacer::new(lanes, ahead(), GROUP_STALL, true));
+        let pacer = Arc::new(Pacer::new(lanes, ahead(), STALL_CAP, true));
         (0..peers as usize)
             .map(|r| SharedPace {
                 pacer: Arc::clone(&pacer),
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn a_shared_pace_counts_its_lanes_as_moving_from_their_start() {
         let g = SharedPace::group(2, &[8]);
-        std::thread::sleep(GROUP_STALL + Duration::from_millis(50));
+        std::thread::sleep(STALL_CAP + Duration::from_millis(50));
         let (p, l0) = g[0].start(1).expect("one shard");
         for b in 0..5 {
             p.sent(l0, b);
